@@ -1,0 +1,291 @@
+//! The command line: `gatehouse serve | migrate | user … | group …`.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::accounts::{AccountError, Accounts, NewUser, Password};
+use crate::db::DjangoTime;
+use crate::db::migrate::DjangoSchema;
+use crate::django::validators::Username;
+use crate::settings::{ConfigError, GlobalArgs, HttpSettings, ServeArgs, Settings};
+use crate::startup::{self, Application};
+use crate::telemetry;
+
+/// Authentication for Hasura over a Django project's own users, groups and password hashes.
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (creates Django's auth tables first when they are missing)
+    Serve(ServeArgs),
+    /// Create Django's contenttypes + auth tables when absent, and gatehouse's own tables
+    Migrate,
+    /// Manage users in auth_user
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage Django groups (auth_group)
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user, as Django's create_user does
+    Create {
+        username: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long, default_value = "")]
+        first_name: String,
+        #[arg(long, default_value = "")]
+        last_name: String,
+        /// Set is_staff (may log in to the Django admin)
+        #[arg(long)]
+        staff: bool,
+        /// Set is_superuser and is_staff
+        #[arg(long)]
+        superuser: bool,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// Store an unusable password: the user cannot log in with a password
+        #[arg(long, conflicts_with = "password_stdin")]
+        no_password: bool,
+    },
+    /// Set a user's password
+    SetPassword {
+        username: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Mark a user inactive: it can no longer log in
+    Deactivate { username: String },
+    /// Mark a user active again
+    Activate { username: String },
+    /// List users
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group
+    Create { name: String },
+    /// Add a user to a group
+    AddUser { group: String, username: String },
+    /// Remove a user from a group
+    RemoveUser { group: String, username: String },
+    /// List groups with their member counts
+    List,
+}
+
+/// Where a password comes from: a no-echo prompt, or one line on stdin. Never argv.
+#[derive(clap::Args, Debug)]
+pub struct PasswordSource {
+    /// Read the password from the first line of standard input instead of prompting
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// A failure, with the exit code it deserves.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage or configuration: exit 2.
+    Usage(String),
+    /// Anything else: exit 1.
+    Runtime(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Usage(_) => ExitCode::from(2),
+            Failure::Runtime(_) => ExitCode::from(1),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) | Failure::Runtime(m) => m,
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(err: ConfigError) -> Self {
+        Failure::Usage(err.0)
+    }
+}
+
+impl From<AccountError> for Failure {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::Db(db) if db.is_configuration() => Failure::Usage(db.to_string()),
+            other => Failure::Runtime(one_line(&other)),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Runtime(format!("{err:#}"))
+    }
+}
+
+fn one_line(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let settings = Settings::from_args(&cli.global)?;
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    telemetry::init(settings.log_format, default_level);
+
+    match cli.command {
+        Command::Serve(args) => serve(&settings, &HttpSettings::from(&args)).await,
+        Command::Migrate => {
+            let accounts = connect(&settings).await?;
+            let report = accounts.db().migrate().await.map_err(AccountError::from)?;
+            match report.django {
+                DjangoSchema::Created => println!("Created Django's contenttypes and auth tables."),
+                DjangoSchema::AlreadyPresent => {
+                    println!("Django's contenttypes and auth tables are present; left as they are.")
+                }
+            }
+            for name in &report.applied {
+                println!("Applied gatehouse migration {name}.");
+            }
+            Ok(())
+        }
+        Command::User(command) => user(&connect(&settings).await?, command).await,
+        Command::Group(command) => group(&connect(&settings).await?, command).await,
+    }
+}
+
+async fn serve(settings: &Settings, http: &HttpSettings) -> Result<(), Failure> {
+    let app = Application::build(settings, http).await?;
+    let addr = app.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
+    tracing::info!(%addr, "gatehouse is listening");
+    app.run_until(startup::shutdown_signal()).await.map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+async fn connect(settings: &Settings) -> Result<Accounts, Failure> {
+    Ok(startup::accounts(settings).await.map_err(AccountError::from)?)
+}
+
+async fn user(accounts: &Accounts, command: UserCommand) -> Result<(), Failure> {
+    match command {
+        UserCommand::Create { username, email, first_name, last_name, staff, superuser, password, no_password } => {
+            let username = Username::parse(&username).map_err(|e| Failure::Usage(format!("username: {e}")))?;
+            let password = if no_password { None } else { Some(password.read(true)?) };
+            let mut new = NewUser::new(username, password);
+            new.email = email;
+            new.first_name = first_name;
+            new.last_name = last_name;
+            new.is_staff = staff || superuser;
+            new.is_superuser = superuser;
+            let user = accounts.create_user(new).await?;
+            println!("Created user {:?} (id {}).", user.username, user.id);
+        }
+        UserCommand::SetPassword { username, password } => {
+            accounts.set_password(&username, &password.read(true)?).await?;
+            println!("Password changed for {username:?}.");
+        }
+        UserCommand::Deactivate { username } => {
+            accounts.set_active(&username, false).await?;
+            println!("Deactivated {username:?}.");
+        }
+        UserCommand::Activate { username } => {
+            accounts.set_active(&username, true).await?;
+            println!("Activated {username:?}.");
+        }
+        UserCommand::List => {
+            println!(
+                "{:>6}  {:<24} {:<32} {:<6} {:<5} {:<9} last_login",
+                "id", "username", "email", "active", "staff", "superuser"
+            );
+            for u in accounts.users().await? {
+                let last_login = u.last_login.map_or_else(|| "never".to_owned(), DjangoTime::to_django_text);
+                println!(
+                    "{:>6}  {:<24} {:<32} {:<6} {:<5} {:<9} {}",
+                    u.id, u.username, u.email, u.is_active, u.is_staff, u.is_superuser, last_login
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn group(accounts: &Accounts, command: GroupCommand) -> Result<(), Failure> {
+    match command {
+        GroupCommand::Create { name } => {
+            let id = accounts.create_group(&name).await?;
+            println!("Created group {name:?} (id {id}).");
+        }
+        GroupCommand::AddUser { group, username } => {
+            let changed = accounts.set_membership(&username, &group, true).await?;
+            println!("{username:?} {} in {group:?}.", if changed { "is now" } else { "was already" });
+        }
+        GroupCommand::RemoveUser { group, username } => {
+            let changed = accounts.set_membership(&username, &group, false).await?;
+            println!("{username:?} {} in {group:?}.", if changed { "is no longer" } else { "was not" });
+        }
+        GroupCommand::List => {
+            println!("{:>6}  {:<32} members", "id", "name");
+            for g in accounts.groups().await? {
+                println!("{:>6}  {:<32} {}", g.id, g.name, g.members);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl PasswordSource {
+    /// Reads the password: from stdin with `--password-stdin`, else from a no-echo prompt
+    /// (typed twice). Without a terminal and without the flag, it refuses rather than guess.
+    fn read(&self, confirm: bool) -> Result<Password, Failure> {
+        let password = if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Failure::Runtime(format!("reading stdin: {e}")))?;
+            line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_owned()
+        } else if std::io::stdin().is_terminal() {
+            let first = rpassword::prompt_password("Password: ").map_err(|e| Failure::Runtime(e.to_string()))?;
+            if confirm {
+                let second =
+                    rpassword::prompt_password("Password (again): ").map_err(|e| Failure::Runtime(e.to_string()))?;
+                if first != second {
+                    return Err(Failure::Usage("the passwords did not match".into()));
+                }
+            }
+            first
+        } else {
+            return Err(Failure::Usage(
+                "no password given: pass --password-stdin, or run in a terminal to be prompted".into(),
+            ));
+        };
+        if password.is_empty() {
+            return Err(Failure::Usage("the password is empty".into()));
+        }
+        Ok(Password::new(password))
+    }
+}

@@ -1,0 +1,68 @@
+//! Building and running the application: the one path that `serve` and the tests share.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::accounts::{Accounts, Hashing};
+use crate::db::{Db, DbError};
+use crate::http::{self, AppState};
+use crate::settings::{HttpSettings, Settings};
+
+/// Connects to the database and builds the account service from the settings.
+pub async fn accounts(settings: &Settings) -> Result<Accounts, DbError> {
+    let db = Db::connect(&settings.database.url, settings.database.connect_timeout).await?;
+    let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent);
+    Ok(Accounts::new(db, hashing, settings.password_policy.clone()))
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, http: &HttpSettings) -> anyhow::Result<Application> {
+        let accounts = accounts(settings).await?;
+        if http.migrate_on_start {
+            accounts.db().migrate().await?;
+        }
+        let listener = TcpListener::bind((http.host, http.port)).await?;
+        Ok(Application { listener, state: AppState { accounts } })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let db = self.state.accounts.db().clone();
+        axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(shutdown).await?;
+        db.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,249 @@
+//! The one helper every integration test goes through: a fresh database (a real SQLite file, or
+//! a PostgreSQL database of its own) and, where needed, the real server on an ephemeral port.
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use gatehouse::accounts::{Accounts, Hashing};
+use gatehouse::db::{DatabaseUrl, Db};
+use gatehouse::django::hashers::HasherConfig;
+use gatehouse::django::validators::PasswordPolicy;
+use gatehouse::settings::{DatabaseSettings, HashingSettings, HttpSettings, LogFormat, Settings};
+use gatehouse::startup::Application;
+
+/// The PostgreSQL server tests use, as a URL to a database they may connect to (to create
+/// their own). Unset: PostgreSQL tests skip, except under `CI=true` where that is a failure.
+pub const POSTGRES_URL_VAR: &str = "TEST_POSTGRES_URL";
+
+/// Fewer PBKDF2 iterations than Django's default keep the suite fast; tests about the default
+/// itself set it explicitly.
+pub const TEST_ITERATIONS: u32 = 1_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    /// For SQLite: the directory holding the file.
+    dir: Option<tempfile::TempDir>,
+    /// For PostgreSQL: (server URL to connect as admin, database name) to drop at the end.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb::sqlite()),
+            Backend::Postgres => TestDb::postgres().await,
+        }
+    }
+
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+        TestDb { url, backend: Backend::Sqlite, dir: Some(dir), postgres: None }
+    }
+
+    /// A new, empty PostgreSQL database, or `None` (with a notice) when no server is configured.
+    pub async fn postgres() -> Option<TestDb> {
+        let server = postgres_server_url()?;
+        let name = format!("gatehouse_test_{}_{}", std::process::id(), unique_suffix());
+        let admin = admin_pool(&server).await;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.expect("create test database");
+        admin.close().await;
+        let url = with_database(&server, &name);
+        Some(TestDb { url, backend: Backend::Postgres, dir: None, postgres: Some((server, name)) })
+    }
+
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(|d| d.path())
+    }
+
+    /// A pool straight to the database, for checks beneath gatehouse's own API.
+    pub async fn connect(&self) -> Db {
+        Db::connect(&self.database_url(), Duration::from_secs(5)).await.expect("connect to test database")
+    }
+
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.url.parse().expect("valid test database URL")
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            database: DatabaseSettings { url: self.database_url(), connect_timeout: Duration::from_secs(5) },
+            hashing: HashingSettings { hasher: HasherConfig { pbkdf2_iterations: TEST_ITERATIONS }, max_concurrent: 2 },
+            password_policy: PasswordPolicy::default(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// The account service over this database, migrated.
+    pub async fn accounts(&self) -> Accounts {
+        self.accounts_with(HasherConfig { pbkdf2_iterations: TEST_ITERATIONS }).await
+    }
+
+    pub async fn accounts_with(&self, hasher: HasherConfig) -> Accounts {
+        let db = self.connect().await;
+        db.migrate().await.expect("migrate");
+        Accounts::new(db, Hashing::new(hasher, 2), PasswordPolicy::default())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else { return };
+        // Drop runs outside any runtime we may borrow; a short-lived one does the clean-up.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let admin = sqlx::PgPool::connect(&server).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&admin).await.ok()?;
+                admin.close().await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+fn postgres_server_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{POSTGRES_URL_VAR} is not set: under CI=true the PostgreSQL tests must run, not skip"
+            );
+            eprintln!("notice: {POSTGRES_URL_VAR} is not set; skipping a PostgreSQL test");
+            None
+        }
+    }
+}
+
+async fn admin_pool(server: &str) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(server)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_VAR}: {e}"))
+}
+
+/// The server URL with its database path replaced.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = server.split_once('?').map_or((server, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_end..].find('/').map_or(base.len(), |i| authority_end + i);
+    let mut url = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}_{}", COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
+}
+
+/// The real server, started in-process on an ephemeral port.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    let http = HttpSettings { host: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0, migrate_on_start: true };
+    let app = Application::build(&db.settings(), &http).await.expect("build application");
+    let address = app.local_addr().expect("bound address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp { address, db, shutdown: Some(stop) }
+}
+
+/// Declares `$name` once per backend (`$name::sqlite`, `$name::postgres`), each with its own
+/// fresh database passed to the async function `$body`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::common::TestDb::new($crate::common::Backend::Sqlite).await.unwrap();
+                $body(db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = $crate::common::TestDb::new($crate::common::Backend::Postgres).await {
+                    $body(db).await;
+                }
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the native pool inside a `Db`, for checks written in SQL.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            gatehouse::db::Db::Sqlite($pool) => $body,
+            gatehouse::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Counts rows with a query that returns one integer.
+pub async fn count(db: &Db, sql: &str) -> i64 {
+    with_pool!(db, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")))
+}
+
+/// Runs one statement beneath gatehouse's API.
+pub async fn execute(db: &Db, sql: &str) {
+    with_pool!(db, pool => sqlx::query(sql).execute(pool).await.map(drop).unwrap_or_else(|e| panic!("{sql}: {e}")))
+}
+
+/// The Django 6.1.3 hash vectors (all for the password `correct horse ☃`).
+pub fn django_vectors() -> Vec<(String, String, bool)> {
+    let raw = include_str!("../data/django-6.1-hash-vectors.json");
+    let parsed: serde_json::Value = serde_json::from_str(raw).expect("vectors JSON");
+    parsed["vectors"]
+        .as_array()
+        .expect("vectors array")
+        .iter()
+        .map(|v| {
+            (
+                v["alg"].as_str().unwrap().to_owned(),
+                v["encoded"].as_str().unwrap().to_owned(),
+                v["must_update_vs_default"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+pub const VECTOR_PASSWORD: &str = "correct horse ☃";
