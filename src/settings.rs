@@ -9,7 +9,7 @@ use clap::builder::BoolishValueParser;
 
 use crate::db::{DEFAULT_DATABASE_URL, DatabaseUrl, DbError};
 use crate::django::hashers::HasherConfig;
-use crate::django::validators::PasswordPolicy;
+use crate::django::validators::{self, PasswordPolicy};
 
 /// Options shared by every command.
 #[derive(Args, Clone, Debug)]
@@ -138,6 +138,10 @@ impl Settings {
                 ));
             }
         };
+        if args.password_reject_common {
+            // Fail at start, not at the first signup, if the embedded list cannot be read.
+            validators::common_passwords().map_err(|e| ConfigError(e.to_string()))?;
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             database: DatabaseSettings {
