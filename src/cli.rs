@@ -1,6 +1,7 @@
 //! The command line: `gatehouse serve | migrate | user … | group …`.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -9,9 +10,11 @@ use crate::accounts::{AccountError, Accounts, NewUser, Password};
 use crate::db::DjangoTime;
 use crate::db::migrate::DjangoSchema;
 use crate::django::validators::Username;
-use crate::settings::{ConfigError, GlobalArgs, HttpSettings, ServeArgs, Settings};
+use crate::settings::{ConfigError, GlobalArgs, ServeArgs, Settings};
 use crate::startup::{self, Application};
 use crate::telemetry;
+use crate::tokens::keys::{self, KeyRing, SigningAlg};
+use crate::tokens::{self, hasura_v2};
 
 /// Authentication for Hasura over a Django project's own users, groups and password hashes.
 #[derive(Parser, Debug)]
@@ -35,6 +38,60 @@ pub enum Command {
     /// Manage Django groups (auth_group)
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Write a new signing key pair (private.pem, mode 0600, and public.pem)
+    Keygen {
+        /// Key algorithm
+        #[arg(long, value_enum, default_value_t = SigningAlg::Rs256)]
+        alg: SigningAlg,
+        /// Directory to write the files to
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Print the environment Hasura needs to trust gatehouse
+    HasuraConfig {
+        /// JWT mode (Hasura verifies tokens with gatehouse's JWKS) or webhook mode
+        #[arg(long, value_enum, default_value_t = HasuraMode::Jwt)]
+        mode: HasuraMode,
+        /// Hasura's HASURA_GRAPHQL_AUTH_HOOK_MODE in webhook mode
+        #[arg(long, value_enum, default_value_t = HookMode::Get)]
+        hook_mode: HookMode,
+    },
+    /// Work with tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum HasuraMode {
+    Jwt,
+    Webhook,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum HookMode {
+    #[value(name = "GET")]
+    Get,
+    #[value(name = "POST")]
+    Post,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Check a JWT the way Hasura v2 would (JWT mode with gatehouse's JWKS) and explain each
+    /// failure; exit code 0 when Hasura would accept it
+    Inspect {
+        /// The token; `-` reads it from standard input
+        token: String,
+        /// Check against this JWKS file instead of gatehouse's own keys
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
+        /// Hasura's allowed_skew in seconds
+        #[arg(long, default_value_t = 0.0)]
+        allowed_skew: f64,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,19 +158,23 @@ pub enum Failure {
     Usage(String),
     /// Anything else: exit 1.
     Runtime(String),
+    /// A check said no and already printed why (`token inspect`): exit 1, nothing more to say.
+    Rejected,
 }
 
 impl Failure {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Failure::Usage(_) => ExitCode::from(2),
-            Failure::Runtime(_) => ExitCode::from(1),
+            Failure::Runtime(_) | Failure::Rejected => ExitCode::from(1),
         }
     }
 
-    pub fn message(&self) -> &str {
+    /// The one line to print on stderr, if any.
+    pub fn message(&self) -> Option<&str> {
         match self {
-            Failure::Usage(m) | Failure::Runtime(m) => m,
+            Failure::Usage(m) | Failure::Runtime(m) => Some(m),
+            Failure::Rejected => None,
         }
     }
 }
@@ -154,12 +215,15 @@ fn one_line(err: &dyn std::error::Error) -> String {
 }
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
-    let settings = Settings::from_args(&cli.global)?;
+    let mut settings = Settings::from_args(&cli.global)?;
     let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     telemetry::init(settings.log_format, default_level);
 
     match cli.command {
-        Command::Serve(args) => serve(&settings, &HttpSettings::from(&args)).await,
+        Command::Serve(args) => {
+            settings.http.migrate_on_start = !args.no_migrate;
+            serve(&settings).await
+        }
         Command::Migrate => {
             let accounts = connect(&settings).await?;
             let report = accounts.db().migrate().await.map_err(AccountError::from)?;
@@ -176,11 +240,125 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::User(command) => user(&connect(&settings).await?, command).await,
         Command::Group(command) => group(&connect(&settings).await?, command).await,
+        Command::Keygen { alg, out } => keygen(alg, &out),
+        Command::HasuraConfig { mode, hook_mode } => {
+            print!("{}", hasura_config(&settings, mode, hook_mode));
+            Ok(())
+        }
+        Command::Token(TokenCommand::Inspect { token, jwks, allowed_skew, json }) => {
+            inspect(&settings, &token, jwks.as_deref(), allowed_skew, json)
+        }
     }
 }
 
-async fn serve(settings: &Settings, http: &HttpSettings) -> Result<(), Failure> {
-    let app = Application::build(settings, http).await?;
+fn keygen(alg: SigningAlg, out: &Path) -> Result<(), Failure> {
+    let (private, public) = keys::generate_key_pair(alg).map_err(Failure::Runtime)?;
+    let ring =
+        KeyRing::from_private_pem(&private, None, "generated key").map_err(|e| Failure::Runtime(e.to_string()))?;
+    let write = |name: &str, text: &str, private: bool| -> Result<PathBuf, Failure> {
+        let path = out.join(name);
+        let file = if private {
+            keys::create_private_file(&path)
+        } else {
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&path)
+        };
+        let mut file =
+            file.map_err(|e| Failure::Runtime(format!("{}: {e} (gatehouse never overwrites a key)", path.display())))?;
+        file.write_all(text.as_bytes()).map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
+        Ok(path)
+    };
+    let private_path = write("private.pem", &private, true)?;
+    let public_path = write("public.pem", &public, false)?;
+    println!("Wrote {} (keep it secret) and {}.", private_path.display(), public_path.display());
+    println!("alg: {}  kid: {}", ring.alg().hasura_type(), ring.kid());
+    println!(
+        "Use it with AUTH_PRIVATE_KEY=\"$(cat {})\", or copy it to GATEHOUSE_DATA_DIR/signing-key.pem.",
+        private_path.display()
+    );
+    Ok(())
+}
+
+/// The environment for Hasura, one `NAME=value` per line, values quoted for a shell.
+pub fn hasura_config(settings: &Settings, mode: HasuraMode, hook_mode: HookMode) -> String {
+    let base = &settings.public_url;
+    let mut out = String::from(
+        "# Hasura needs an admin secret in either mode: HASURA_GRAPHQL_ADMIN_SECRET=<a long random value>\n",
+    );
+    match mode {
+        HasuraMode::Jwt => {
+            let claims = &settings.claims;
+            let mut secret = serde_json::json!({
+                "jwk_url": format!("{base}/webhook/jwks"),
+                "claims_namespace": claims.namespace,
+                "claims_format": claims.format.as_str(),
+                "issuer": claims.issuer,
+            });
+            if let Some(audience) = &claims.audience {
+                secret["audience"] = audience.clone().into();
+            }
+            out.push_str(&format!("HASURA_GRAPHQL_JWT_SECRET='{secret}'\n"));
+            if settings.hasura.allow_anonymous {
+                out.push_str(&format!("HASURA_GRAPHQL_UNAUTHORIZED_ROLE={}\n", claims.roles.anonymous_role));
+            }
+        }
+        HasuraMode::Webhook => {
+            let method = match hook_mode {
+                HookMode::Get => "GET",
+                HookMode::Post => "POST",
+            };
+            out.push_str(&format!("HASURA_GRAPHQL_AUTH_HOOK={base}/webhook/webhook\n"));
+            out.push_str(&format!("HASURA_GRAPHQL_AUTH_HOOK_MODE={method}\n"));
+            if matches!(hook_mode, HookMode::Post) {
+                out.push_str("# gatehouse reads only the forwarded headers; spare Hasura sending the query:\n");
+                out.push_str("HASURA_GRAPHQL_AUTH_HOOK_SEND_REQUEST_BODY=false\n");
+            }
+        }
+    }
+    out
+}
+
+fn inspect(
+    settings: &Settings,
+    token: &str,
+    jwks: Option<&Path>,
+    allowed_skew: f64,
+    json: bool,
+) -> Result<(), Failure> {
+    tokens::install_crypto_provider();
+    let token = if token == "-" {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::Runtime(format!("reading stdin: {e}")))?;
+        line.trim().to_owned()
+    } else {
+        token.trim().to_owned()
+    };
+    let jwks = match jwks {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+            hasura_v2::parse_jwks(&bytes).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
+        }
+        None => KeyRing::load_existing(&settings.keys)
+            .map_err(|e| Failure::Runtime(format!("{e}; pass --jwks FILE to check against another JWKS")))?
+            .jwks(),
+    };
+    let config = hasura_v2::HasuraJwtConfig {
+        claims_namespace: settings.claims.namespace.clone(),
+        claims_format: settings.claims.format,
+        issuer: Some(settings.claims.issuer.clone()),
+        audience: settings.claims.audience.iter().cloned().collect(),
+        allowed_skew_secs: allowed_skew,
+    };
+    let report = hasura_v2::check_now(&token, &jwks, &config);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{report}");
+    }
+    if report.accepted() { Ok(()) } else { Err(Failure::Rejected) }
+}
+
+async fn serve(settings: &Settings) -> Result<(), Failure> {
+    let app = Application::build(settings).await?;
     let addr = app.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!(%addr, "gatehouse is listening");
     app.run_until(startup::shutdown_signal()).await.map_err(|e| Failure::Runtime(e.to_string()))

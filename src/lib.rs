@@ -14,3 +14,4 @@ pub mod http;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod tokens;

@@ -15,7 +15,9 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("gatehouse: error: {}", failure.message());
+            if let Some(message) = failure.message() {
+                eprintln!("gatehouse: error: {message}");
+            }
             failure.exit_code()
         }
     }

@@ -2,6 +2,7 @@
 //! variables (every flag has one; see the README's table) and passed down from there.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -10,6 +11,7 @@ use clap::builder::BoolishValueParser;
 use crate::db::{DEFAULT_DATABASE_URL, DatabaseUrl, DbError};
 use crate::django::hashers::HasherConfig;
 use crate::django::validators::{self, PasswordPolicy};
+use crate::tokens::{ClaimsFormat, ClaimsSettings, GroupRoles, KeySettings, RoleSettings, SigningAlg};
 
 /// Options shared by every command.
 #[derive(Args, Clone, Debug)]
@@ -55,19 +57,98 @@ pub struct GlobalArgs {
     /// Log format on stderr
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Address to listen on
+    #[arg(long, env = "HOST", global = true, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on
+    #[arg(long, env = "PORT", global = true, default_value_t = 3000)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+}
+
+/// Options for tokens, keys and the Hasura endpoints.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Tokens and Hasura")]
+pub struct TokenArgs {
+    /// The URL clients and Hasura reach gatehouse at [default: http://HOST:PORT]
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// `iss` of issued tokens [default: the public URL]
+    #[arg(long, env = "GATEHOUSE_JWT_ISSUER", global = true, value_name = "ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// `aud` of issued tokens, checked by the webhook; none by default
+    #[arg(long, env = "GATEHOUSE_JWT_AUDIENCE", global = true, value_name = "AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Algorithm of a signing key generated on first start
+    #[arg(long, env = "GATEHOUSE_JWT_ALG", global = true, value_enum, default_value_t = SigningAlg::Rs256)]
+    pub jwt_alg: SigningAlg,
+
+    /// Access token lifetime in seconds
+    #[arg(long, env = "GATEHOUSE_ACCESS_TOKEN_TTL", global = true, default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), value_name = "SECONDS")]
+    pub access_token_ttl: u64,
+
+    /// Directory for the generated signing key (signing-key.pem, mode 0600)
+    #[arg(long, env = "GATEHOUSE_DATA_DIR", global = true, default_value = "gatehouse-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// `Cache-Control: max-age` of the JWKS, in seconds: how soon Hasura sees a rotated key
+    #[arg(long, env = "GATEHOUSE_JWKS_MAX_AGE", global = true, default_value_t = 300, value_name = "SECONDS")]
+    pub jwks_max_age: u32,
+
+    /// Where the Hasura claims go in the token (Hasura v3/DDN: claims.jwt.hasura.io)
+    #[arg(long, env = "GATEHOUSE_CLAIMS_NAMESPACE", global = true, default_value = "https://hasura.io/jwt/claims")]
+    pub claims_namespace: String,
+
+    /// Hasura's claims_format
+    #[arg(long, env = "GATEHOUSE_CLAIMS_FORMAT", global = true, value_enum, default_value_t = ClaimsFormat::Json)]
+    pub claims_format: ClaimsFormat,
+
+    /// The role every active user has, and the default role
+    #[arg(long, env = "GATEHOUSE_DEFAULT_ROLE", global = true, default_value = "user")]
+    pub default_role: String,
+
+    /// The extra role of is_staff users
+    #[arg(long, env = "GATEHOUSE_STAFF_ROLE", global = true, default_value = "staff")]
+    pub staff_role: String,
+
+    /// The extra role of is_superuser users. Hasura's `admin` bypasses every permission
+    #[arg(long, env = "GATEHOUSE_SUPERUSER_ROLE", global = true, default_value = "admin")]
+    pub superuser_role: String,
+
+    /// Which Django groups become roles: all, none, or prefix:<text>
+    #[arg(long, env = "GATEHOUSE_GROUP_ROLES", global = true, default_value = "all", value_name = "RULE")]
+    pub group_roles: GroupRoles,
+
+    /// The role the webhook answers for requests without a token
+    #[arg(long, env = "GATEHOUSE_ANONYMOUS_ROLE", global = true, default_value = "anonymous")]
+    pub anonymous_role: String,
+
+    /// Let requests without a token through the webhook as the anonymous role (else 401)
+    #[arg(long, env = "GATEHOUSE_ALLOW_ANONYMOUS", global = true, default_value = "true",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub allow_anonymous: bool,
+
+    /// Allow POST /webhook/signup (else 403)
+    #[arg(long, env = "GATEHOUSE_SIGNUP", global = true, default_value = "true",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub signup: bool,
+
+    /// Largest webhook POST body in bytes (Hasura sends the GraphQL request in it)
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_MAX_BODY", global = true, default_value_t = 1_048_576, value_name = "BYTES")]
+    pub webhook_max_body: usize,
 }
 
 /// Options of `gatehouse serve`.
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
-    pub host: IpAddr,
-
-    /// Port to listen on
-    #[arg(long, env = "PORT", default_value_t = 3000)]
-    pub port: u16,
-
     /// Do not create or upgrade the schema at start (run `gatehouse migrate` yourself)
     #[arg(long, env = "GATEHOUSE_NO_MIGRATE")]
     pub no_migrate: bool,
@@ -85,6 +166,20 @@ pub struct Settings {
     pub hashing: HashingSettings,
     pub password_policy: PasswordPolicy,
     pub log_format: LogFormat,
+    pub http: HttpSettings,
+    pub public_url: String,
+    pub keys: KeySettings,
+    pub claims: ClaimsSettings,
+    pub hasura: HasuraSettings,
+}
+
+/// How the Hasura-facing endpoints behave.
+#[derive(Clone, Debug)]
+pub struct HasuraSettings {
+    pub signup: bool,
+    pub allow_anonymous: bool,
+    pub jwks_max_age: u32,
+    pub webhook_max_body: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +198,7 @@ pub struct HashingSettings {
 pub struct HttpSettings {
     pub host: IpAddr,
     pub port: u16,
+    /// Create or upgrade the schema when `serve` starts.
     pub migrate_on_start: bool,
 }
 
@@ -143,6 +239,30 @@ impl Settings {
             validators::common_passwords().map_err(|e| ConfigError(e.to_string()))?;
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let t = &args.tokens;
+        let public_url = match &t.public_url {
+            Some(url) => absolute_http_url("GATEHOUSE_PUBLIC_URL", url)?,
+            None => format!("http://{}", std::net::SocketAddr::new(args.host, args.port)),
+        };
+        let issuer = t.jwt_issuer.clone().unwrap_or_else(|| public_url.clone());
+        string_or_uri("GATEHOUSE_JWT_ISSUER", &issuer)?;
+        if let Some(audience) = &t.jwt_audience {
+            string_or_uri("GATEHOUSE_JWT_AUDIENCE", audience)?;
+        }
+        let roles = RoleSettings {
+            default_role: role_name("GATEHOUSE_DEFAULT_ROLE", &t.default_role)?,
+            staff_role: role_name("GATEHOUSE_STAFF_ROLE", &t.staff_role)?,
+            superuser_role: role_name("GATEHOUSE_SUPERUSER_ROLE", &t.superuser_role)?,
+            anonymous_role: role_name("GATEHOUSE_ANONYMOUS_ROLE", &t.anonymous_role)?,
+            groups: t.group_roles.clone(),
+        };
+        let distinct = [&roles.default_role, &roles.staff_role, &roles.superuser_role, &roles.anonymous_role];
+        if distinct.iter().enumerate().any(|(i, a)| distinct[i + 1..].contains(a)) {
+            return Err(ConfigError("the default, staff, superuser and anonymous role names must all differ".into()));
+        }
+        if t.claims_namespace.trim().is_empty() {
+            return Err(ConfigError("GATEHOUSE_CLAIMS_NAMESPACE must not be empty".into()));
+        }
         Ok(Settings {
             database: DatabaseSettings {
                 url: url.trim().parse()?,
@@ -159,13 +279,60 @@ impl Settings {
                 max_similarity,
             },
             log_format: args.log_format,
+            http: HttpSettings { host: args.host, port: args.port, migrate_on_start: true },
+            keys: KeySettings {
+                private_key_pem: env("AUTH_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),
+                public_key_pem: env("AUTH_PUBLIC_KEY").filter(|v| !v.trim().is_empty()),
+                key_id: env("AUTH_KEY_ID").filter(|v| !v.trim().is_empty()),
+                extra_public_pems: env("GATEHOUSE_EXTRA_PUBLIC_KEYS").filter(|v| !v.trim().is_empty()),
+                data_dir: t.data_dir.clone(),
+                generate_alg: t.jwt_alg,
+            },
+            claims: ClaimsSettings {
+                issuer,
+                audience: t.jwt_audience.clone(),
+                namespace: t.claims_namespace.clone(),
+                format: t.claims_format,
+                access_ttl_secs: t.access_token_ttl,
+                roles,
+            },
+            hasura: HasuraSettings {
+                signup: t.signup,
+                allow_anonymous: t.allow_anonymous,
+                jwks_max_age: t.jwks_max_age,
+                webhook_max_body: t.webhook_max_body,
+            },
+            public_url,
         })
     }
 }
 
-impl From<&ServeArgs> for HttpSettings {
-    fn from(args: &ServeArgs) -> Self {
-        HttpSettings { host: args.host, port: args.port, migrate_on_start: !args.no_migrate }
+fn role_name(var: &str, name: &str) -> Result<String, ConfigError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ConfigError(format!("{var} must not be empty")));
+    }
+    Ok(name.to_owned())
+}
+
+/// An absolute http(s) URL, without a trailing slash.
+fn absolute_http_url(var: &str, text: &str) -> Result<String, ConfigError> {
+    match url::Url::parse(text.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(url.as_str().trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError(format!("{var} must be an absolute http(s) URL, got {text:?}"))),
+    }
+}
+
+/// JWT's StringOrURI, as Hasura checks it: a value with a `:` must be an absolute URI.
+fn string_or_uri(var: &str, value: &str) -> Result<(), ConfigError> {
+    let valid = !value.is_empty()
+        && (!value.contains(':') || url::Url::parse(value).is_ok_and(|_| !value.contains(char::is_whitespace)));
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError(format!("{var} must be a plain string or an absolute URI, got {value:?}")))
     }
 }
 

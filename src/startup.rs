@@ -5,16 +5,26 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
 use crate::accounts::{Accounts, Hashing};
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
-use crate::settings::{HttpSettings, Settings};
+use crate::settings::Settings;
+use crate::tokens::{self, KeyRing, Tokens};
 
 /// Connects to the database and builds the account service from the settings.
 pub async fn accounts(settings: &Settings) -> Result<Accounts, DbError> {
     let db = Db::connect(&settings.database.url, settings.database.connect_timeout).await?;
     let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent);
     Ok(Accounts::new(db, hashing, settings.password_policy.clone()))
+}
+
+/// Loads (or, on first start, generates) the signing key and builds the token service.
+pub fn tokens(settings: &Settings) -> Result<Tokens, tokens::KeyError> {
+    tokens::install_crypto_provider();
+    let keys = KeyRing::load(&settings.keys)?;
+    Ok(Tokens::new(keys, settings.claims.clone()))
 }
 
 /// A bound, ready-to-run server.
@@ -24,13 +34,15 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: &Settings, http: &HttpSettings) -> anyhow::Result<Application> {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let tokens = self::tokens(settings)?;
         let accounts = accounts(settings).await?;
-        if http.migrate_on_start {
+        if settings.http.migrate_on_start {
             accounts.db().migrate().await?;
         }
-        let listener = TcpListener::bind((http.host, http.port)).await?;
-        Ok(Application { listener, state: AppState { accounts } })
+        let listener = TcpListener::bind((settings.http.host, settings.http.port)).await?;
+        let state = AppState { accounts, tokens, hasura: Arc::new(settings.hasura.clone()) };
+        Ok(Application { listener, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

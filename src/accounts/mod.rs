@@ -78,6 +78,16 @@ impl Accounts {
         &self.db
     }
 
+    /// The password validators in force.
+    pub fn policy(&self) -> &PasswordPolicy {
+        &self.policy
+    }
+
+    /// The names of the user's Django groups, sorted.
+    pub async fn group_names(&self, user_id: i32) -> Result<Vec<String>, AccountError> {
+        Ok(self.db.group_names_of_user(user_id).await?)
+    }
+
     /// Django's `ModelBackend.authenticate`: exact username match; one default-hasher run for
     /// an unknown user, an unusable password or an unknown hasher; `is_active` checked only
     /// after the password so an inactive account answers in the same time; an outdated hash

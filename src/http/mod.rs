@@ -1,18 +1,35 @@
-//! The HTTP surface. One router; each API surface gets its own module as it arrives.
+//! The HTTP surface: one router, a module per API surface, one error type ([`error::ApiError`]).
 
+mod body;
+pub mod error;
+pub mod hasura;
 mod health;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::accounts::Accounts;
+use crate::settings::HasuraSettings;
+use crate::tokens::Tokens;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub accounts: Accounts,
+    pub tokens: Tokens,
+    pub hasura: Arc<HasuraSettings>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(health::alive)).route("/readyz", get(health::ready)).with_state(state)
+    Router::new()
+        .route("/healthz", get(health::alive))
+        .route("/readyz", get(health::ready))
+        .route("/webhook/login", post(hasura::login).fallback(hasura::method_not_allowed))
+        .route("/webhook/signup", post(hasura::signup).fallback(hasura::method_not_allowed))
+        .route("/webhook/webhook", get(hasura::webhook_get).post(hasura::webhook_post))
+        .route("/webhook/jwks", get(hasura::jwks))
+        .route("/.well-known/jwks.json", get(hasura::jwks))
+        .with_state(state)
 }

@@ -2,14 +2,14 @@
 //! a PostgreSQL database of its own) and, where needed, the real server on an ephemeral port.
 #![allow(dead_code)] // each test binary uses a different part of it
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use gatehouse::accounts::{Accounts, Hashing};
 use gatehouse::db::{DatabaseUrl, Db};
 use gatehouse::django::hashers::HasherConfig;
 use gatehouse::django::validators::PasswordPolicy;
-use gatehouse::settings::{DatabaseSettings, HashingSettings, HttpSettings, LogFormat, Settings};
+use gatehouse::settings::{GlobalArgs, Settings};
 use gatehouse::startup::Application;
 
 /// The PostgreSQL server tests use, as a URL to a database they may connect to (to create
@@ -31,6 +31,8 @@ pub struct TestDb {
     pub backend: Backend,
     /// For SQLite: the directory holding the file.
     dir: Option<tempfile::TempDir>,
+    /// gatehouse's data directory (the generated signing key).
+    data_dir: tempfile::TempDir,
     /// For PostgreSQL: (server URL to connect as admin, database name) to drop at the end.
     postgres: Option<(String, String)>,
 }
@@ -46,7 +48,7 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
-        TestDb { url, backend: Backend::Sqlite, dir: Some(dir), postgres: None }
+        TestDb { url, backend: Backend::Sqlite, dir: Some(dir), data_dir: temp_dir(), postgres: None }
     }
 
     /// A new, empty PostgreSQL database, or `None` (with a notice) when no server is configured.
@@ -57,7 +59,13 @@ impl TestDb {
         sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.expect("create test database");
         admin.close().await;
         let url = with_database(&server, &name);
-        Some(TestDb { url, backend: Backend::Postgres, dir: None, postgres: Some((server, name)) })
+        Some(TestDb {
+            url,
+            backend: Backend::Postgres,
+            dir: None,
+            data_dir: temp_dir(),
+            postgres: Some((server, name)),
+        })
     }
 
     pub fn dir(&self) -> Option<&std::path::Path> {
@@ -73,13 +81,34 @@ impl TestDb {
         self.url.parse().expect("valid test database URL")
     }
 
-    pub fn settings(&self) -> Settings {
-        Settings {
-            database: DatabaseSettings { url: self.database_url(), connect_timeout: Duration::from_secs(5) },
-            hashing: HashingSettings { hasher: HasherConfig { pbkdf2_iterations: TEST_ITERATIONS }, max_concurrent: 2 },
-            password_policy: PasswordPolicy::default(),
-            log_format: LogFormat::Text,
+    /// Settings as `gatehouse` would build them from these flags (and no environment), on
+    /// this database, an ephemeral port, a fresh data directory and cheap hashing.
+    pub fn settings(&self, extra: &[&str]) -> Settings {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            global: GlobalArgs,
         }
+        let iterations = TEST_ITERATIONS.to_string();
+        let data_dir = self.data_dir.path().display().to_string();
+        let mut argv = vec![
+            "gatehouse",
+            "--database-url",
+            &self.url,
+            "--pbkdf2-iterations",
+            &iterations,
+            "--hash-concurrency",
+            "2",
+            "--data-dir",
+            &data_dir,
+            "--port",
+            "0",
+            "--public-url",
+            "http://gatehouse.test",
+        ];
+        argv.extend_from_slice(extra);
+        let flags = <Flags as clap::Parser>::try_parse_from(argv).expect("test flags parse");
+        Settings::from_args(&flags.global).expect("test settings")
     }
 
     /// The account service over this database, migrated.
@@ -146,6 +175,10 @@ fn with_database(server: &str, name: &str) -> String {
     url
 }
 
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
 pub fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -157,6 +190,7 @@ pub fn unique_suffix() -> String {
 pub struct TestApp {
     pub address: SocketAddr,
     pub db: TestDb,
+    pub settings: Settings,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -175,14 +209,19 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app(db: TestDb) -> TestApp {
-    let http = HttpSettings { host: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0, migrate_on_start: true };
-    let app = Application::build(&db.settings(), &http).await.expect("build application");
+    spawn_app_with(db, &[]).await
+}
+
+/// [`spawn_app`] with extra command-line flags (`--signup false`, …).
+pub async fn spawn_app_with(db: TestDb, flags: &[&str]) -> TestApp {
+    let settings = db.settings(flags);
+    let app = Application::build(&settings).await.expect("build application");
     let address = app.local_addr().expect("bound address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    TestApp { address, db, shutdown: Some(stop) }
+    TestApp { address, db, shutdown: Some(stop), settings }
 }
 
 /// Declares `$name` once per backend (`$name::sqlite`, `$name::postgres`), each with its own
@@ -247,3 +286,39 @@ pub fn django_vectors() -> Vec<(String, String, bool)> {
 }
 
 pub const VECTOR_PASSWORD: &str = "correct horse ☃";
+
+impl TestApp {
+    /// The account service over the app's database (already migrated by the app).
+    pub async fn accounts(&self) -> Accounts {
+        self.db.accounts().await
+    }
+
+    /// The app's own signing keys, for forging test tokens the way only the server could.
+    pub fn keys(&self) -> gatehouse::tokens::KeyRing {
+        gatehouse::tokens::install_crypto_provider();
+        gatehouse::tokens::KeyRing::load_existing(&self.settings.keys).expect("the app's signing key")
+    }
+
+    /// Creates a user directly and returns its password.
+    pub async fn create_user(&self, username: &str, password: &str) -> gatehouse::db::UserRow {
+        let accounts = self.accounts().await;
+        let new = gatehouse::accounts::NewUser::new(
+            gatehouse::django::validators::Username::parse(username).unwrap(),
+            Some(gatehouse::accounts::Password::new(password)),
+        );
+        accounts.create_user(new).await.expect("create user")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new().post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response =
+            self.post_json("/webhook/login", &serde_json::json!({"username": username, "password": password})).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+}

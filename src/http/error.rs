@@ -1,0 +1,100 @@
+//! The one error type every handler returns. It renders the original server's shape,
+//! `{"errors":[{"type": "...", "message": "..."}]}`, with stable `type`s (and, for field
+//! errors, the field and Django's validation code).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::accounts::AccountError;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ErrorItem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<ErrorItem>,
+}
+
+/// Django's `AuthenticationForm` message: the same for every way a login fails.
+pub const LOGIN_FAILED: &str =
+    "Please enter a correct username and password. Note that both fields may be case-sensitive.";
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, errors: vec![ErrorItem { kind, message: message.into(), field: None, code: None }] }
+    }
+
+    pub fn invalid_body(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidBody", message)
+    }
+
+    /// Several field errors at once (400 `InvalidField`).
+    pub fn fields(errors: Vec<ErrorItem>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, errors }
+    }
+
+    pub fn authentication_failed() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", LOGIN_FAILED)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "This endpoint does not accept that method.")
+    }
+
+    /// A fault on our side: logged in full, answered without details.
+    pub fn internal(err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Something went wrong on our side.")
+    }
+}
+
+/// A field error in the `errors` list.
+pub fn field_error(field: &'static str, code: &'static str, message: impl Into<String>) -> ErrorItem {
+    ErrorItem { kind: "InvalidField", message: message.into(), field: Some(field), code: Some(code) }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::UsernameTaken => {
+                ApiError::new(StatusCode::CONFLICT, "UsernameTaken", AccountError::UsernameTaken.to_string())
+            }
+            AccountError::InvalidField { field, message } => {
+                ApiError::fields(vec![field_error(field, "invalid", message)])
+            }
+            AccountError::WeakPassword(violations) => {
+                ApiError::fields(violations.into_iter().map(|v| field_error("password", v.code, v.message)).collect())
+            }
+            AccountError::Db(db) => {
+                tracing::error!(error = %db, "database error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable; try again shortly.",
+                )
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(serde_json::json!({ "errors": self.errors }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}

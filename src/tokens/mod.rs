@@ -1,0 +1,180 @@
+//! Tokens: signing keys and the JWKS ([`keys`]), Hasura claims ([`claims`]), and the
+//! [`Tokens`] service that issues access tokens and verifies them for the webhook.
+
+pub mod claims;
+pub mod hasura_v2;
+pub mod keys;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Validation, decode, decode_header};
+use rand::RngCore;
+use serde_json::{Map, Value};
+
+use crate::db::UserRow;
+
+pub use self::claims::{ClaimsFormat, ClaimsSettings, GroupRoles, RoleSettings};
+pub use self::keys::{KeyError, KeyRing, KeySettings, SigningAlg};
+
+/// Installs aws-lc-rs as jsonwebtoken's crypto provider, once per process.
+pub fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    keys: Arc<KeyRing>,
+    settings: Arc<ClaimsSettings>,
+}
+
+/// An access token and its lifetime in seconds.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+/// Why a token was refused. The webhook answers every one with 401.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's signature is not valid or its key is unknown")]
+    BadSignature,
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token's Hasura claims are missing or invalid")]
+    InvalidClaims,
+}
+
+/// What a verified token says about its bearer, in Hasura's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HasuraSession {
+    pub allowed_roles: Vec<String>,
+    pub default_role: String,
+    /// Every other `x-hasura-*` claim, names lower-cased, values strings.
+    pub variables: BTreeMap<String, String>,
+    /// `exp`, Unix seconds.
+    pub expires_at: u64,
+}
+
+impl Tokens {
+    pub fn new(keys: KeyRing, settings: ClaimsSettings) -> Self {
+        Tokens { keys: Arc::new(keys), settings: Arc::new(settings) }
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    pub fn settings(&self) -> &ClaimsSettings {
+        &self.settings
+    }
+
+    /// A signed access token for `user`, whose Django groups are `groups`.
+    pub fn issue(&self, user: &UserRow, groups: &[String]) -> Result<IssuedToken, KeyError> {
+        let claims = claims::access_claims(&self.settings, user, groups, unix_now(), &new_jti());
+        let token = self.keys.sign(&claims)?;
+        Ok(IssuedToken { token, expires_in: self.settings.access_ttl_secs })
+    }
+
+    /// Verifies a token the way the webhook must: signature by one of our keys with the
+    /// algorithm that key was made for (so `alg: none` and HMAC forgeries fail), `exp` and `nbf`
+    /// without leeway, our issuer and audience, and well-formed Hasura claims.
+    pub fn verify(&self, token: &str) -> Result<HasuraSession, TokenError> {
+        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.settings.issuer]);
+        match &self.settings.audience {
+            Some(audience) => {
+                validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+                validation.set_audience(&[audience]);
+            }
+            None => {
+                validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+                validation.validate_aud = false;
+            }
+        }
+        let mut outcome = Err(TokenError::BadSignature);
+        for (key, alg) in self.keys.candidates(&header) {
+            validation.algorithms = vec![alg];
+            outcome = decode::<Map<String, Value>>(token, key, &validation).map_err(|e| classify(e.kind()));
+            if !matches!(outcome, Err(TokenError::BadSignature)) {
+                break;
+            }
+        }
+        self.session(outcome?.claims)
+    }
+
+    fn session(&self, claims: Map<String, Value>) -> Result<HasuraSession, TokenError> {
+        let expires_at = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::InvalidClaims)?;
+        let hasura = match (self.settings.format, claims.get(&self.settings.namespace)) {
+            (ClaimsFormat::Json, Some(Value::Object(object))) => object.clone(),
+            (ClaimsFormat::StringifiedJson, Some(Value::String(text))) => {
+                serde_json::from_str(text).map_err(|_| TokenError::InvalidClaims)?
+            }
+            _ => return Err(TokenError::InvalidClaims),
+        };
+        let mut allowed_roles = None;
+        let mut default_role = None;
+        let mut variables = BTreeMap::new();
+        for (name, value) in hasura {
+            let name = name.to_ascii_lowercase();
+            match name.as_str() {
+                "x-hasura-allowed-roles" => {
+                    let roles: Vec<String> = serde_json::from_value(value).map_err(|_| TokenError::InvalidClaims)?;
+                    allowed_roles = Some(roles);
+                }
+                "x-hasura-default-role" => default_role = value.as_str().map(str::to_owned),
+                _ if name.starts_with("x-hasura-") => {
+                    let Value::String(text) = value else { return Err(TokenError::InvalidClaims) };
+                    variables.insert(name, text);
+                }
+                _ => {}
+            }
+        }
+        let (Some(allowed_roles), Some(default_role)) = (allowed_roles, default_role) else {
+            return Err(TokenError::InvalidClaims);
+        };
+        if allowed_roles.iter().any(String::is_empty) || !allowed_roles.contains(&default_role) {
+            return Err(TokenError::InvalidClaims);
+        }
+        Ok(HasuraSession { allowed_roles, default_role, variables, expires_at })
+    }
+}
+
+fn classify(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidKeyFormat => {
+            TokenError::BadSignature
+        }
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => TokenError::WrongAudience,
+        _ => TokenError::Malformed,
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// 128 random bits, base64url: unique per token.
+fn new_jti() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
