@@ -395,11 +395,12 @@ async fn user(accounts: &Accounts, command: UserCommand) -> Result<(), Failure> 
             println!("Activated {username:?}.");
         }
         UserCommand::List => {
+            let users = accounts.users().await?;
             println!(
                 "{:>6}  {:<24} {:<32} {:<6} {:<5} {:<9} last_login",
                 "id", "username", "email", "active", "staff", "superuser"
             );
-            for u in accounts.users().await? {
+            for u in users {
                 let last_login = u.last_login.map_or_else(|| "never".to_owned(), DjangoTime::to_django_text);
                 println!(
                     "{:>6}  {:<24} {:<32} {:<6} {:<5} {:<9} {}",
@@ -426,8 +427,9 @@ async fn group(accounts: &Accounts, command: GroupCommand) -> Result<(), Failure
             println!("{username:?} {} in {group:?}.", if changed { "is no longer" } else { "was not" });
         }
         GroupCommand::List => {
+            let groups = accounts.groups().await?;
             println!("{:>6}  {:<32} members", "id", "name");
-            for g in accounts.groups().await? {
+            for g in groups {
                 println!("{:>6}  {:<32} {}", g.id, g.name, g.members);
             }
         }

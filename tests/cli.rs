@@ -212,3 +212,127 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     stream.read_to_string(&mut response)?;
     Ok(response)
 }
+
+#[test]
+fn keygen_writes_a_key_pair_it_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        let out_dir = dir.path().join(alg);
+        std::fs::create_dir(&out_dir).unwrap();
+        let out = run_in(dir.path(), &[], &["keygen", "--alg", alg, "--out", out_dir.to_str().unwrap()], None);
+        assert!(out.status.success(), "{alg}: {}", stderr(&out));
+        assert!(stdout(&out).contains("kid: "), "{}", stdout(&out));
+        let private = std::fs::read_to_string(out_dir.join("private.pem")).unwrap();
+        assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(std::fs::read_to_string(out_dir.join("public.pem")).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(out_dir.join("private.pem")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{alg}");
+        }
+        let again = run_in(dir.path(), &[], &["keygen", "--alg", alg, "--out", out_dir.to_str().unwrap()], None);
+        assert_eq!(again.status.code(), Some(1), "{alg}: refuses to overwrite");
+        assert_eq!(std::fs::read_to_string(out_dir.join("private.pem")).unwrap(), private);
+    }
+}
+
+#[test]
+fn hasura_config_prints_what_hasura_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let env =
+        [("GATEHOUSE_PUBLIC_URL", "https://auth.example.com/"), ("GATEHOUSE_JWT_AUDIENCE", "https://api.example.com")];
+    let out = run_in(dir.path(), &env, &["hasura-config"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let secret_line = text.lines().find(|l| l.starts_with("HASURA_GRAPHQL_JWT_SECRET='")).expect(&text);
+    let json = secret_line.trim_start_matches("HASURA_GRAPHQL_JWT_SECRET='").trim_end_matches('\'');
+    let secret: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(secret["jwk_url"], "https://auth.example.com/webhook/jwks");
+    assert_eq!(secret["issuer"], "https://auth.example.com");
+    assert_eq!(secret["audience"], "https://api.example.com");
+    assert_eq!(secret["claims_namespace"], "https://hasura.io/jwt/claims");
+    assert_eq!(secret["claims_format"], "json");
+    assert!(text.contains("HASURA_GRAPHQL_UNAUTHORIZED_ROLE=anonymous"), "{text}");
+
+    let out = run_in(dir.path(), &env, &["hasura-config", "--mode", "webhook", "--hook-mode", "POST"], None);
+    let text = stdout(&out);
+    assert!(text.contains("HASURA_GRAPHQL_AUTH_HOOK=https://auth.example.com/webhook/webhook"), "{text}");
+    assert!(text.contains("HASURA_GRAPHQL_AUTH_HOOK_MODE=POST"), "{text}");
+    assert!(!text.contains("UNAUTHORIZED_ROLE"), "webhook mode cannot have an unauthorized role: {text}");
+}
+
+/// The original server's variables: a PEM with literal `\n`, a chosen `kid`, and a public key
+/// that must match. Tokens gatehouse issues then pass `token inspect`; a broken one does not.
+#[test]
+fn auth_private_key_from_the_environment_signs_and_inspect_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &[], &["keygen", "--out", dir.path().to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let escaped = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap().replace('\n', "\\n");
+    let (private, public) = (escaped("private.pem"), escaped("public.pem"));
+    let db = TestDb::sqlite();
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("AUTH_PRIVATE_KEY", private.as_str()),
+        ("AUTH_PUBLIC_KEY", public.as_str()),
+        ("AUTH_KEY_ID", "key-2026"),
+    ];
+    let out = run_in(dir.path(), &env, &["user", "create", "kate", "--password-stdin"], Some("a long passphrase\n"));
+    assert_eq!(out.status.code(), Some(1), "no schema yet");
+    assert!(stderr(&out).contains("run `gatehouse migrate`"), "{}", stderr(&out));
+    assert!(run_in(dir.path(), &env, &["migrate"], None).status.success());
+    let out = run_in(dir.path(), &env, &["user", "create", "kate", "--password-stdin"], Some("a long passphrase\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let token = runtime.block_on(async {
+        let mut settings = db.settings(&[]);
+        settings.keys.private_key_pem = Some(private.clone());
+        settings.keys.key_id = Some("key-2026".into());
+        let tokens = gatehouse::startup::tokens(&settings).unwrap();
+        assert_eq!(tokens.keys().kid(), "key-2026");
+        let accounts = db.accounts().await;
+        let user = accounts.db().user_by_username("kate").await.unwrap().unwrap();
+        tokens.issue(&user, &[]).unwrap().token
+    });
+    let inspect_env = [
+        ("AUTH_PRIVATE_KEY", private.as_str()),
+        ("AUTH_KEY_ID", "key-2026"),
+        ("GATEHOUSE_PUBLIC_URL", "http://gatehouse.test"),
+    ];
+    let out = run_in(dir.path(), &inspect_env, &["token", "inspect", &token], None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = run_in(dir.path(), &inspect_env, &["token", "inspect", "-", "--json"], Some(&format!("{token}\n")));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["findings"].as_array().unwrap().iter().all(|f| f["verdict"] != "Fail"), "{report}");
+
+    let other_issuer = [inspect_env[0], inspect_env[1], ("GATEHOUSE_PUBLIC_URL", "https://elsewhere.example")];
+    let out = run_in(dir.path(), &other_issuer, &["token", "inspect", &token], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("JWTNotInIssuer"), "{}", stdout(&out));
+
+    let wrong_public = [
+        ("AUTH_PRIVATE_KEY", private.as_str()),
+        (
+            "AUTH_PUBLIC_KEY",
+            "-----BEGIN PUBLIC KEY-----\\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\\n-----END PUBLIC KEY-----",
+        ),
+    ];
+    let out = run_in(dir.path(), &wrong_public, &["token", "inspect", &token], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("AUTH_PUBLIC_KEY: does not match AUTH_PRIVATE_KEY"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("PRIVATE KEY"), "never echo the key: {}", stderr(&out));
+}
+
+#[test]
+fn an_openssh_key_is_explained_not_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [(
+        "AUTH_PRIVATE_KEY",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAA\\n-----END OPENSSH PRIVATE KEY-----",
+    )];
+    let out = run_in(dir.path(), &env, &["token", "inspect", "a.b.c"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ssh-keygen -p -m PEM"), "{}", stderr(&out));
+}

@@ -115,6 +115,33 @@ async fn users_django_created_log_in_through_gatehouse(db: TestDb) {
 }
 on_both_backends!(users_django_created_log_in_through_gatehouse, super::users_django_created_log_in_through_gatehouse);
 
+async fn django_users_log_in_over_http_and_http_signups_satisfy_django(db: TestDb) {
+    let Some(python) = python() else { return };
+    django(&python, &db, &["migrate"]);
+    let users = django(&python, &db, &["create-users"]);
+    let app = common::spawn_app(db).await;
+    for user in users.as_array().unwrap() {
+        let (username, alg) = (user["username"].as_str().unwrap(), user["algorithm"].as_str().unwrap());
+        let login = serde_json::json!({"username": username, "password": user["password"]});
+        let response = app.post_json("/webhook/login", &login).await;
+        assert_eq!(response.status(), 200, "{alg}: a Django user logs in over HTTP");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["id"], user["id"], "{alg}");
+    }
+    let signup =
+        serde_json::json!({"username": "signed_up", "password": "a long passphrase", "email": "s@Example.org"});
+    assert_eq!(app.post_json("/webhook/signup", &signup).await.status(), 200);
+    let login = django(&python, &app.db, &["authenticate", "signed_up", "a long passphrase"]);
+    assert_eq!(login["ok"], Value::Bool(true), "Django's authenticate() accepts an HTTP signup");
+    let filters = django(&python, &app.db, &["date-filters", "signed_up"]);
+    assert_eq!(filters["last_login_isnull"], 1, "Django leaves last_login NULL at signup: {filters}");
+    assert_eq!(filters["date_joined_lte_now"], 1, "{filters}");
+}
+on_both_backends!(
+    django_users_log_in_over_http_and_http_signups_satisfy_django,
+    super::django_users_log_in_over_http_and_http_signups_satisfy_django
+);
+
 #[tokio::test]
 async fn the_sqlite_schema_is_the_one_django_creates() {
     let Some(python) = python() else { return };

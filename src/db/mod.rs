@@ -60,9 +60,21 @@ pub enum DbError {
         source: sqlx::Error,
     },
     #[error(transparent)]
-    Sql(#[from] sqlx::Error),
+    Sql(sqlx::Error),
     #[error("{0}")]
     Schema(String),
+    #[error(
+        "the database has no Django auth tables yet: run `gatehouse migrate` (or Django's `manage.py migrate`) first"
+    )]
+    MissingSchema,
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        let missing_table = matches!(&err, sqlx::Error::Database(db)
+            if db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table"));
+        if missing_table { DbError::MissingSchema } else { DbError::Sql(err) }
+    }
 }
 
 impl DbError {
