@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestApp, TestDb, count, spawn_app, spawn_app_with};
+use common::{TestApp, TestDb, count, spawn_app, spawn_app_with, spawn_app_with_settings};
 use gatehouse::tokens::hasura_v2::{self, HasuraJwtConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -436,4 +436,31 @@ async fn stringified_claims_and_the_v3_namespace_work() {
     assert!(claims_of(&token)["claims.jwt.hasura.io"].is_string());
     assert!(hasura_accepts(&app, &token).await.accepted());
     assert_eq!(webhook_get(&app, &[("authorization", &format!("Bearer {token}"))]).await.0, 200);
+}
+
+/// Rotation: the next key is published (JWKS) and accepted (webhook) before it signs anything.
+#[tokio::test]
+async fn extra_public_keys_are_published_and_accepted() {
+    use gatehouse::tokens::{KeyRing, SigningAlg, keys};
+    gatehouse::tokens::install_crypto_provider();
+    let (next_private, next_public) = keys::generate_key_pair(SigningAlg::Es256).unwrap();
+    let db = TestDb::sqlite();
+    let mut settings = db.settings(&[]);
+    settings.keys.extra_public_pems = Some(next_public.replace('\n', "\\n"));
+    let app = spawn_app_with_settings(db, settings).await;
+    app.create_user("mallory", PASSWORD).await;
+    let current = app.login("mallory", PASSWORD).await;
+
+    let jwks: Value = reqwest::get(app.url("/webhook/jwks")).await.unwrap().json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!((keys[0]["alg"].as_str(), keys[1]["alg"].as_str()), (Some("RS256"), Some("ES256")));
+
+    let next = KeyRing::from_private_pem(&next_private, None, "next key").unwrap();
+    assert_eq!(keys[1]["kid"].as_str(), Some(next.kid()));
+    let signed_by_next = next.sign(&claims_of(&current)).unwrap();
+    for token in [&current, &signed_by_next] {
+        assert_eq!(webhook_get(&app, &[("authorization", &format!("Bearer {token}"))]).await.0, 200);
+        assert!(hasura_accepts(&app, token).await.accepted());
+    }
 }

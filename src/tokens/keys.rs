@@ -156,16 +156,10 @@ impl KeyRing {
         } else {
             return Err(invalid(source_name, "not a PEM private key (RSA, EC P-256 or Ed25519) gatehouse can use"));
         };
-        let mut jwk = Jwk::from_encoding_key(&encoding, alg.algorithm())
+        let jwk = Jwk::from_encoding_key(&encoding, alg.algorithm())
             .map_err(|e| invalid(source_name, &format!("unusable key: {e}")))?;
-        let kid = match key_id {
-            Some(kid) => kid,
-            None => thumbprint(&jwk).map_err(|e| invalid(source_name, &e))?,
-        };
-        decorate(&mut jwk, &kid, alg);
-        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| invalid(source_name, &format!("unusable key: {e}")))?;
-        let ring =
-            KeyRing { alg, kid: kid.clone(), encoding, verifying: vec![VerifyingKey { alg, kid, jwk, decoding }] };
+        let public = VerifyingKey::new(jwk, alg, key_id, source_name)?;
+        let ring = KeyRing { alg, kid: public.kid.clone(), encoding, verifying: vec![public] };
         // A key that parses but cannot sign (a truncated or mismatched PEM) fails now, not at login.
         let probe =
             ring.sign(&serde_json::json!({ "probe": true })).map_err(|e| invalid(source_name, &e.to_string()))?;
@@ -217,12 +211,6 @@ impl KeyRing {
     }
 }
 
-fn decorate(jwk: &mut Jwk, kid: &str, alg: SigningAlg) {
-    jwk.common.key_id = Some(kid.to_owned());
-    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    jwk.common.key_algorithm = Some(alg.algorithm().into());
-}
-
 fn thumbprint(jwk: &Jwk) -> Result<String, String> {
     jwk.thumbprint(ThumbprintHash::SHA256).map_err(|e| format!("cannot compute the key thumbprint: {e}"))
 }
@@ -243,16 +231,25 @@ pub fn public_key_from_pem(pem: &str, key_id: Option<String>, source_name: &str)
     } else {
         return Err(invalid(source_name, "not a PEM public key (RSA, EC P-256 or Ed25519)"));
     };
-    let mut jwk = Jwk::from_decoding_key(&decoding, Some(alg.algorithm()))
+    let jwk = Jwk::from_decoding_key(&decoding, Some(alg.algorithm()))
         .map_err(|e| invalid(source_name, &format!("unusable public key: {e}")))?;
-    let kid = match key_id {
-        Some(kid) => kid,
-        None => thumbprint(&jwk).map_err(|e| invalid(source_name, &e))?,
-    };
-    decorate(&mut jwk, &kid, alg);
-    let decoding =
-        DecodingKey::from_jwk(&jwk).map_err(|e| invalid(source_name, &format!("unusable public key: {e}")))?;
-    Ok(VerifyingKey { alg, kid, jwk, decoding })
+    VerifyingKey::new(jwk, alg, key_id, source_name)
+}
+
+impl VerifyingKey {
+    /// Names the key (`AUTH_KEY_ID`, else its RFC 7638 thumbprint) and completes its JWK with
+    /// `kid`, `alg` and `use: "sig"`.
+    fn new(mut jwk: Jwk, alg: SigningAlg, key_id: Option<String>, source_name: &str) -> Result<Self, KeyError> {
+        let kid = match key_id {
+            Some(kid) => kid,
+            None => thumbprint(&jwk).map_err(|e| invalid(source_name, &e))?,
+        };
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(alg.algorithm().into());
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| invalid(source_name, &format!("unusable key: {e}")))?;
+        Ok(VerifyingKey { alg, kid, jwk, decoding })
+    }
 }
 
 /// The original server's env vars hold PEMs with literal `\n`; accept both forms.

@@ -215,6 +215,11 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 /// [`spawn_app`] with extra command-line flags (`--signup false`, …).
 pub async fn spawn_app_with(db: TestDb, flags: &[&str]) -> TestApp {
     let settings = db.settings(flags);
+    spawn_app_with_settings(db, settings).await
+}
+
+/// [`spawn_app`] with settings built by the caller (for values only the environment sets).
+pub async fn spawn_app_with_settings(db: TestDb, settings: Settings) -> TestApp {
     let app = Application::build(&settings).await.expect("build application");
     let address = app.local_addr().expect("bound address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
