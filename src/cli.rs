@@ -10,6 +10,7 @@ use crate::accounts::{AccountError, Accounts, NewUser, Password};
 use crate::db::DjangoTime;
 use crate::db::migrate::DjangoSchema;
 use crate::django::validators::Username;
+use crate::sessions;
 use crate::settings::{ConfigError, GlobalArgs, ServeArgs, Settings};
 use crate::startup::{self, Application};
 use crate::telemetry;
@@ -59,6 +60,19 @@ pub enum Command {
     /// Work with tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List and end users' sessions (their refresh tokens and access tokens)
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionCommand {
+    /// List a user's live sessions
+    List { username: String },
+    /// End one session, by id
+    Revoke { id: String },
+    /// End every session of a user
+    RevokeAll { username: String },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -245,10 +259,59 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", hasura_config(&settings, mode, hook_mode));
             Ok(())
         }
+        Command::Session(command) => session(&connect(&settings).await?, &settings, command).await,
         Command::Token(TokenCommand::Inspect { token, jwks, allowed_skew, json }) => {
             inspect(&settings, &token, jwks.as_deref(), allowed_skew, json)
         }
     }
+}
+
+async fn session(accounts: &Accounts, settings: &Settings, command: SessionCommand) -> Result<(), Failure> {
+    let db = accounts.db();
+    let user_id = |username: String| async move {
+        match db.user_by_username(&username).await.map_err(AccountError::from)? {
+            Some(user) => Ok(user.id),
+            None => Err(Failure::from(AccountError::UnknownUser(username))),
+        }
+    };
+    let now = DjangoTime::now();
+    match command {
+        SessionCommand::List { username } => {
+            let sessions = sessions::live_sessions(db, user_id(username).await?, &settings.sessions)
+                .await
+                .map_err(AccountError::from)?;
+            println!("{:<24} {:<26} {:<26} {:<16} user_agent", "id", "created", "last_used", "ip");
+            for s in sessions {
+                let (created, used) = (s.created_at.to_django_text(), s.last_used_at.to_django_text());
+                println!("{:<24} {:<26} {:<26} {:<16} {}", s.id, created, used, s.ip, s.user_agent);
+            }
+        }
+        SessionCommand::Revoke { id } => {
+            let revoked = db.revoke_session(&id, now, "revoked_by_operator").await.map_err(AccountError::from)?;
+            if !revoked {
+                return Err(Failure::Runtime(format!("no live session with id {id:?}")));
+            }
+            db.audit("session_revoked", None, Some(&id), None, "ended by an operator")
+                .await
+                .map_err(AccountError::from)?;
+            println!("Ended session {id}.");
+        }
+        SessionCommand::RevokeAll { username } => {
+            let id = user_id(username.clone()).await?;
+            let ended = db.revoke_user_sessions(id, now, "revoked_by_operator").await.map_err(AccountError::from)?;
+            db.audit(
+                "session_revoked",
+                Some(id),
+                None,
+                None,
+                &format!("{} session(s) ended by an operator", ended.len()),
+            )
+            .await
+            .map_err(AccountError::from)?;
+            println!("Ended {} session(s) of {username:?}.", ended.len());
+        }
+    }
+    Ok(())
 }
 
 fn keygen(alg: SigningAlg, out: &Path) -> Result<(), Failure> {

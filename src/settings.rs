@@ -11,6 +11,7 @@ use clap::builder::BoolishValueParser;
 use crate::db::{DEFAULT_DATABASE_URL, DatabaseUrl, DbError};
 use crate::django::hashers::HasherConfig;
 use crate::django::validators::{self, PasswordPolicy};
+use crate::sessions::SessionSettings;
 use crate::tokens::{ClaimsFormat, ClaimsSettings, GroupRoles, KeySettings, RoleSettings, SigningAlg};
 
 /// Options shared by every command.
@@ -141,6 +142,29 @@ pub struct TokenArgs {
           value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
     pub signup: bool,
 
+    /// Deliver refresh tokens as an HttpOnly, Secure, SameSite=Strict cookie scoped to
+    /// /webhook/refresh instead of in the JSON body (browser clients); refreshing by cookie then
+    /// needs the X-CSRF-Token header from the login answer
+    #[arg(long, env = "GATEHOUSE_REFRESH_COOKIE", global = true, default_value = "false",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh_cookie: bool,
+
+    /// Absolute lifetime of a session (its refresh tokens), in seconds; no refresh extends it
+    #[arg(long, env = "GATEHOUSE_SESSION_TTL", global = true, default_value_t = 30 * 86_400, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(60..=10 * 365 * 86_400))]
+    pub session_ttl: u64,
+
+    /// A session unused for this many seconds ends
+    #[arg(long, env = "GATEHOUSE_SESSION_IDLE_TTL", global = true, default_value_t = 7 * 86_400, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(60..=10 * 365 * 86_400))]
+    pub session_idle_ttl: u64,
+
+    /// Seconds during which a rotated refresh token still returns its successor (tabs that
+    /// refresh together); after that, reuse revokes the session
+    #[arg(long, env = "GATEHOUSE_REFRESH_REUSE_GRACE", global = true, default_value_t = 10, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub refresh_reuse_grace: u64,
+
     /// Largest webhook POST body in bytes (Hasura sends the GraphQL request in it)
     #[arg(long, env = "GATEHOUSE_WEBHOOK_MAX_BODY", global = true, default_value_t = 1_048_576, value_name = "BYTES")]
     pub webhook_max_body: usize,
@@ -171,12 +195,15 @@ pub struct Settings {
     pub keys: KeySettings,
     pub claims: ClaimsSettings,
     pub hasura: HasuraSettings,
+    pub sessions: SessionSettings,
 }
 
 /// How the Hasura-facing endpoints behave.
 #[derive(Clone, Debug)]
 pub struct HasuraSettings {
     pub signup: bool,
+    /// Refresh tokens travel in a cookie, not in the JSON body.
+    pub refresh_cookie: bool,
     pub allow_anonymous: bool,
     pub jwks_max_age: u32,
     pub webhook_max_body: usize,
@@ -298,9 +325,15 @@ impl Settings {
             },
             hasura: HasuraSettings {
                 signup: t.signup,
+                refresh_cookie: t.refresh_cookie,
                 allow_anonymous: t.allow_anonymous,
                 jwks_max_age: t.jwks_max_age,
                 webhook_max_body: t.webhook_max_body,
+            },
+            sessions: SessionSettings {
+                absolute_ttl_secs: t.session_ttl,
+                idle_ttl_secs: t.session_idle_ttl,
+                reuse_grace_secs: t.refresh_reuse_grace,
             },
             public_url,
         })

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::accounts::{Accounts, Hashing};
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
+use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::tokens::{self, KeyRing, Tokens};
 
@@ -40,8 +41,10 @@ impl Application {
         if settings.http.migrate_on_start {
             accounts.db().migrate().await?;
         }
+        let successor_key = tokens.keys().derive_secret("gatehouse refresh-token successor v1");
+        let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key);
         let listener = TcpListener::bind((settings.http.host, settings.http.port)).await?;
-        let state = AppState { accounts, tokens, hasura: Arc::new(settings.hasura.clone()) };
+        let state = AppState { accounts, tokens, sessions, hasura: Arc::new(settings.hasura.clone()) };
         Ok(Application { listener, state })
     }
 
@@ -52,7 +55,8 @@ impl Application {
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let db = self.state.accounts.db().clone();
-        axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(shutdown).await?;
+        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         db.close().await;
         Ok(())
     }

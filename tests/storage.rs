@@ -36,7 +36,8 @@ async fn fresh_database_gets_djangos_schema_and_rows(test: TestDb) {
     let again = db.migrate().await.unwrap();
     assert_eq!(again.django, DjangoSchema::AlreadyPresent);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM auth_permission").await, 16);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM gatehouse_migration").await, 0);
+    let own = gatehouse::db::migrate::MIGRATIONS.len() as i64;
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM gatehouse_migration").await, own, "applied once, not twice");
 }
 on_both_backends!(fresh_database_gets_djangos_schema_and_rows, super::fresh_database_gets_djangos_schema_and_rows);
 

@@ -6,6 +6,7 @@
 
 mod groups;
 pub mod migrate;
+mod sessions;
 mod time;
 mod users;
 
@@ -16,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use self::groups::GroupSummary;
+pub use self::sessions::{RefreshRow, Rotation, SessionRow, SessionState};
 pub use self::time::DjangoTime;
 pub use self::users::{NewUserRow, UserRow};
 

@@ -33,6 +33,12 @@ impl DjangoTime {
         DjangoTime(now.replace_microsecond(micros).unwrap_or(now))
     }
 
+    /// This instant plus whole seconds (saturating at the end of time).
+    pub fn plus_secs(self, secs: u64) -> Self {
+        let delta = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+        DjangoTime(self.0.checked_add(delta).unwrap_or(self.0))
+    }
+
     /// The SQLite text form, exactly as Django's `str(datetime)` for a UTC value.
     pub fn to_django_text(self) -> String {
         let utc = self.0.to_offset(UtcOffset::UTC);

@@ -2,10 +2,11 @@
 //! `/webhook/webhook` (Hasura's auth hook, GET and POST modes) and `/webhook/jwks`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -14,18 +15,54 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::body::{AUTH_BODY_LIMIT, Fields, json_object};
 use super::error::{ApiError, field_error};
-use crate::accounts::{NewUser, Password};
+use crate::accounts::{AccountError, NewUser, Password};
 use crate::db::UserRow;
 use crate::django::validators::{UserAttributes, Username};
-use crate::tokens::unix_now;
+use crate::sessions::{ClientInfo, IssuedRefresh, SessionError};
+use crate::tokens::{HasuraSession, unix_now};
 
-/// The login and signup answer: the original's `{id, username, token}` plus `expires_in`.
+/// The login, signup and refresh answer: the original's `{id, username, token}`, the access
+/// token's `expires_in`, and the session's refresh token with its (absolute) lifetime.
+///
+/// With `GATEHOUSE_REFRESH_COOKIE`, the refresh token goes into a cookie instead, and
+/// `csrf_token` is what the page must send back as `X-CSRF-Token` to refresh with that cookie.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub id: i32,
     pub username: String,
     pub token: String,
     pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub refresh_expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
+pub const REFRESH_COOKIE: &str = "gatehouse_refresh";
+const REFRESH_COOKIE_PATH: &str = "/webhook/refresh";
+
+fn refresh_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
+    let cookie = format!(
+        "{REFRESH_COOKIE}={value}; HttpOnly; Secure; SameSite=Strict; Path={REFRESH_COOKIE_PATH}; Max-Age={max_age}"
+    );
+    HeaderValue::from_str(&cookie).ok()
+}
+
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    ClientInfo { ip: peer.ip().to_string(), user_agent: user_agent.to_owned() }
 }
 
 struct Credentials {
@@ -45,16 +82,114 @@ impl Credentials {
 
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let credentials = Credentials::parse(&json_object(&headers, body, AUTH_BODY_LIMIT).await?)?;
     let user = state
         .accounts
         .authenticate(&credentials.username, &credentials.password)
         .await?
         .ok_or_else(ApiError::authentication_failed)?;
-    token_response(&state, &user).await
+    let session = state.sessions.start(&user, &client_info(peer, &headers)).await.map_err(AccountError::from)?;
+    token_response(&state, &user, session).await
+}
+
+/// `POST /webhook/refresh {"refresh_token"}`: rotation, with claims recomputed from the
+/// database (a group added in Django shows up in the next access token).
+pub async fn refresh(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let token = match cookie_value(&headers, REFRESH_COOKIE).filter(|_| state.hasura.refresh_cookie) {
+        // A cookie arrives with any request the browser makes, so it needs proof that our own
+        // page sent this one.
+        Some(cookie) => {
+            let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !state.sessions.csrf_matches(cookie, csrf) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "CsrfFailed",
+                    "Refreshing with the cookie needs the X-CSRF-Token header from the login answer.",
+                ));
+            }
+            cookie.to_owned()
+        }
+        None => {
+            let object = json_object(&headers, body, AUTH_BODY_LIMIT).await?;
+            let mut fields = Fields::default();
+            let token = fields.required(&object, "refresh_token");
+            fields.finish()?;
+            token
+        }
+    };
+    let refreshed = state.sessions.refresh(&token, &client_info(peer, &headers)).await.map_err(refresh_error)?;
+    let user = state.accounts.db().user_by_id(refreshed.user_id).await.map_err(AccountError::from)?;
+    let user = user.ok_or_else(invalid_refresh_token)?;
+    token_response(&state, &user, refreshed).await
+}
+
+fn invalid_refresh_token() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "InvalidRefreshToken", "The refresh token is not valid. Log in again.")
+}
+
+fn refresh_error(err: SessionError) -> ApiError {
+    match err {
+        SessionError::Invalid => invalid_refresh_token(),
+        SessionError::Db(db) => AccountError::from(db).into(),
+    }
+}
+
+/// `POST /webhook/logout`: ends the session named by `{"refresh_token"}` or by the
+/// `Authorization: Bearer` access token; `{"all": true}` ends every session of its user.
+/// Idempotent: ending an ended session answers 200 too.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let has_body = headers.contains_key(header::CONTENT_TYPE);
+    let object = if has_body { json_object(&headers, body, AUTH_BODY_LIMIT).await? } else { Map::new() };
+    let mut fields = Fields::default();
+    let refresh_token = fields.optional(&object, "refresh_token");
+    let all = match object.get("all") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(all)) => *all,
+        Some(_) => {
+            fields.push(field_error("all", "invalid_type", "This field must be true or false."));
+            false
+        }
+    };
+    fields.finish()?;
+    let (session_id, user_id) = if !refresh_token.is_empty() {
+        let session = state.sessions.session_of_refresh_token(&refresh_token).await.map_err(AccountError::from)?;
+        let session = session.ok_or_else(invalid_refresh_token)?;
+        (session.id, session.user_id)
+    } else {
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
+        let verified = authorization.and_then(|token| state.tokens.verify(token).ok()).ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "InvalidToken", "Send a refresh token or a valid access token.")
+        })?;
+        let user_id = verified.subject.parse().map_err(|_| invalid_refresh_token())?;
+        (verified.session_id, user_id)
+    };
+    let (kind, revoked) = if all {
+        ("logout_all", state.sessions.revoke_all(user_id, "logout_all").await)
+    } else {
+        ("logout", state.sessions.revoke(&session_id, "logout").await.map(usize::from))
+    };
+    let revoked = revoked.map_err(AccountError::from)?;
+    let detail = format!("{revoked} session(s) ended");
+    state
+        .accounts
+        .db()
+        .audit(kind, Some(user_id), Some(&session_id), None, &detail)
+        .await
+        .map_err(AccountError::from)?;
+    let mut response = Json(serde_json::json!({ "revoked": revoked })).into_response();
+    if let Some(expired) = refresh_cookie("", 0).filter(|_| state.hasura.refresh_cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, expired);
+    }
+    Ok(response)
 }
 
 /// Signup input that has passed every rule: a valid username, a password the validators
@@ -121,26 +256,107 @@ fn looks_like_email(email: &str) -> bool {
 
 pub async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     if !state.hasura.signup {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "SignupDisabled", "Sign-up is turned off on this server."));
     }
     let signup = Signup::parse(&json_object(&headers, body, AUTH_BODY_LIMIT).await?, &state)?;
     let user = state.accounts.create_user(signup.new_user).await?;
-    token_response(&state, &user).await
+    let session = state.sessions.start(&user, &client_info(peer, &headers)).await.map_err(AccountError::from)?;
+    token_response(&state, &user, session).await
 }
 
-async fn token_response(state: &AppState, user: &UserRow) -> Result<Json<TokenResponse>, ApiError> {
+async fn token_response(state: &AppState, user: &UserRow, session: IssuedRefresh) -> Result<Response, ApiError> {
     let groups = state.accounts.group_names(user.id).await?;
-    let issued = state.tokens.issue(user, &groups).map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(TokenResponse {
+    let issued = state.tokens.issue(user, &groups, &session.session_id).map_err(|e| ApiError::internal(&e))?;
+    let mut body = TokenResponse {
         id: user.id,
         username: user.username.clone(),
         token: issued.token,
         expires_in: issued.expires_in,
-    }))
+        refresh_token: None,
+        refresh_expires_in: session.expires_in,
+        csrf_token: None,
+    };
+    if !state.hasura.refresh_cookie {
+        body.refresh_token = Some(session.refresh_token);
+        return Ok(Json(body).into_response());
+    }
+    body.csrf_token = Some(state.sessions.csrf_token(&session.refresh_token));
+    let mut response = Json(body).into_response();
+    if let Some(cookie) = refresh_cookie(&session.refresh_token, session.expires_in) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The caller of a self-service endpoint: a valid access token of a live session.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(HasuraSession, i32), ApiError> {
+    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "InvalidToken", "Send a valid access token.");
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
+    let session = token.and_then(|t| state.tokens.verify(t).ok()).ok_or_else(unauthorized)?;
+    let user_id = session.subject.parse().map_err(|_| unauthorized())?;
+    if !state.sessions.is_live(&session.session_id).await.map_err(AccountError::from)? {
+        return Err(unauthorized());
+    }
+    Ok((session, user_id))
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    created_at: String,
+    last_used_at: String,
+    expires_at: String,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+/// `GET /webhook/sessions`: the caller's live sessions.
+pub async fn list_sessions(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let (current, user_id) = caller(&state, &headers).await?;
+    let sessions = state.sessions.live_sessions(user_id).await.map_err(AccountError::from)?;
+    let rfc3339 =
+        |t: crate::db::DjangoTime| t.0.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let views: Vec<SessionView> = sessions
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == current.session_id,
+            id: s.id,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            ip: s.ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "sessions": views })))
+}
+
+/// `DELETE /webhook/sessions/{id}`: ends one of the caller's sessions.
+pub async fn delete_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, user_id) = caller(&state, &headers).await?;
+    let owned = state.sessions.live_sessions(user_id).await.map_err(AccountError::from)?.iter().any(|s| s.id == id);
+    if !owned {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "SessionNotFound", "You have no live session with that id."));
+    }
+    let revoked = state.sessions.revoke(&id, "revoked_by_user").await.map_err(AccountError::from)?;
+    state
+        .accounts
+        .db()
+        .audit("session_revoked", Some(user_id), Some(&id), None, "ended by its user")
+        .await
+        .map_err(AccountError::from)?;
+    Ok(Json(serde_json::json!({ "revoked": usize::from(revoked) })))
 }
 
 /// `GET /webhook/webhook`: Hasura forwards the client's headers (and adds
@@ -148,7 +364,7 @@ async fn token_response(state: &AppState, user: &UserRow) -> Result<Json<TokenRe
 pub async fn webhook_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(UNREADABLE));
     let role = headers.get("x-hasura-role").and_then(|v| v.to_str().ok());
-    decide(&state, authorization, role)
+    decide(&state, authorization, role).await
 }
 
 /// Stands in for a header value that is present but not text: never a valid credential, and
@@ -175,11 +391,11 @@ pub async fn webhook_post(State(state): State<AppState>, body: Body) -> Response
     let header = |name: &str| {
         hook.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str().unwrap_or(UNREADABLE))
     };
-    decide(&state, header("authorization"), header("x-hasura-role"))
+    decide(&state, header("authorization"), header("x-hasura-role")).await
 }
 
 /// Hasura's contract: 200 with string session variables (allow) or 401 (deny), nothing else.
-fn decide(state: &AppState, authorization: Option<&str>, requested_role: Option<&str>) -> Response {
+async fn decide(state: &AppState, authorization: Option<&str>, requested_role: Option<&str>) -> Response {
     let requested_role = requested_role.map(str::trim).filter(|r| !r.is_empty());
     let Some(authorization) = authorization.map(str::trim).filter(|a| !a.is_empty()) else {
         if !state.hasura.allow_anonymous {
@@ -198,6 +414,15 @@ fn decide(state: &AppState, authorization: Option<&str>, requested_role: Option<
         Ok(session) => session,
         Err(err) => return deny(&err.to_string()),
     };
+    // A revoked session, or one whose user was deactivated, deleted or changed password.
+    match state.sessions.is_live(&session.session_id).await {
+        Ok(true) => {}
+        Ok(false) => return deny("The session has ended."),
+        Err(err) => {
+            tracing::error!(error = %err, "webhook: cannot check the session");
+            return deny("The session cannot be checked right now.");
+        }
+    }
     let role = match requested_role {
         Some(role) if session.allowed_roles.iter().any(|r| r == role) => role.to_owned(),
         Some(_) => return deny("The requested role is not one of the token's allowed roles."),

@@ -8,9 +8,10 @@ mod health;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::accounts::Accounts;
+use crate::sessions::Sessions;
 use crate::settings::HasuraSettings;
 use crate::tokens::Tokens;
 
@@ -19,6 +20,7 @@ use crate::tokens::Tokens;
 pub struct AppState {
     pub accounts: Accounts,
     pub tokens: Tokens,
+    pub sessions: Sessions,
     pub hasura: Arc<HasuraSettings>,
 }
 
@@ -28,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/webhook/login", post(hasura::login).fallback(hasura::method_not_allowed))
         .route("/webhook/signup", post(hasura::signup).fallback(hasura::method_not_allowed))
+        .route("/webhook/refresh", post(hasura::refresh).fallback(hasura::method_not_allowed))
+        .route("/webhook/logout", post(hasura::logout).fallback(hasura::method_not_allowed))
+        .route("/webhook/sessions", get(hasura::list_sessions))
+        .route("/webhook/sessions/{id}", delete(hasura::delete_session))
         .route("/webhook/webhook", get(hasura::webhook_get).post(hasura::webhook_post))
         .route("/webhook/jwks", get(hasura::jwks))
         .route("/.well-known/jwks.json", get(hasura::jwks))

@@ -107,7 +107,14 @@ pub struct ClaimsSettings {
 }
 
 /// The claim set of an access token for `user` at `now` (Unix seconds).
-pub fn access_claims(settings: &ClaimsSettings, user: &UserRow, groups: &[String], now: u64, jti: &str) -> Value {
+pub fn access_claims(
+    settings: &ClaimsSettings,
+    user: &UserRow,
+    groups: &[String],
+    session_id: &str,
+    now: u64,
+    jti: &str,
+) -> Value {
     let roles = settings.roles.roles_for(user, groups);
     let hasura = json!({
         "x-hasura-allowed-roles": roles,
@@ -123,6 +130,7 @@ pub fn access_claims(settings: &ClaimsSettings, user: &UserRow, groups: &[String
     claims.insert("iat".into(), now.into());
     claims.insert("exp".into(), (now + settings.access_ttl_secs).into());
     claims.insert("jti".into(), jti.into());
+    claims.insert("sid".into(), session_id.into());
     claims.insert("username".into(), user.username.clone().into());
     let hasura = match settings.format {
         ClaimsFormat::Json => hasura,
@@ -210,8 +218,9 @@ mod tests {
             access_ttl_secs: 900,
             roles: roles(GroupRoles::All),
         };
-        let claims = access_claims(&settings, &user(true, false), &names(&["editors"]), 1_700_000_000, "abc");
+        let claims = access_claims(&settings, &user(true, false), &names(&["editors"]), "s1", 1_700_000_000, "abc");
         assert_eq!(claims["sub"], "42");
+        assert_eq!(claims["sid"], "s1");
         assert_eq!(claims["exp"], 1_700_000_900);
         assert_eq!(claims["aud"], "https://api.example");
         let hasura = &claims["https://hasura.io/jwt/claims"];
@@ -220,7 +229,7 @@ mod tests {
         assert_eq!(hasura["x-hasura-user-id"], "42");
 
         let stringified = ClaimsSettings { format: ClaimsFormat::StringifiedJson, audience: None, ..settings };
-        let claims = access_claims(&stringified, &user(false, false), &[], 1_700_000_000, "abc");
+        let claims = access_claims(&stringified, &user(false, false), &[], "s1", 1_700_000_000, "abc");
         let inner: Value = serde_json::from_str(claims["https://hasura.io/jwt/claims"].as_str().unwrap()).unwrap();
         assert_eq!(inner["x-hasura-user-id"], "42");
         assert!(claims.get("aud").is_none());

@@ -167,6 +167,16 @@ impl KeyRing {
         Ok(ring)
     }
 
+    /// A 256-bit secret for `purpose`, derived from the signing key: every instance that signs
+    /// with the same key derives the same secret, and it changes when the key does.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.encoding.as_bytes()).expect("HMAC takes any key");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn alg(&self) -> SigningAlg {
         self.alg
     }

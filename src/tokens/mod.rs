@@ -64,6 +64,10 @@ pub struct HasuraSession {
     pub variables: BTreeMap<String, String>,
     /// `exp`, Unix seconds.
     pub expires_at: u64,
+    /// `sid`: the session the token belongs to.
+    pub session_id: String,
+    /// `sub`: the Django user id.
+    pub subject: String,
 }
 
 impl Tokens {
@@ -79,9 +83,9 @@ impl Tokens {
         &self.settings
     }
 
-    /// A signed access token for `user`, whose Django groups are `groups`.
-    pub fn issue(&self, user: &UserRow, groups: &[String]) -> Result<IssuedToken, KeyError> {
-        let claims = claims::access_claims(&self.settings, user, groups, unix_now(), &new_jti());
+    /// A signed access token for `user`, whose Django groups are `groups`, in session `sid`.
+    pub fn issue(&self, user: &UserRow, groups: &[String], session_id: &str) -> Result<IssuedToken, KeyError> {
+        let claims = claims::access_claims(&self.settings, user, groups, session_id, unix_now(), &new_jti());
         let token = self.keys.sign(&claims)?;
         Ok(IssuedToken { token, expires_in: self.settings.access_ttl_secs })
     }
@@ -118,6 +122,8 @@ impl Tokens {
 
     fn session(&self, claims: Map<String, Value>) -> Result<HasuraSession, TokenError> {
         let expires_at = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::InvalidClaims)?;
+        let session_id = claims.get("sid").and_then(Value::as_str).ok_or(TokenError::InvalidClaims)?.to_owned();
+        let subject = claims.get("sub").and_then(Value::as_str).ok_or(TokenError::InvalidClaims)?.to_owned();
         let hasura = match (self.settings.format, claims.get(&self.settings.namespace)) {
             (ClaimsFormat::Json, Some(Value::Object(object))) => object.clone(),
             (ClaimsFormat::StringifiedJson, Some(Value::String(text))) => {
@@ -149,7 +155,7 @@ impl Tokens {
         if allowed_roles.iter().any(String::is_empty) || !allowed_roles.contains(&default_role) {
             return Err(TokenError::InvalidClaims);
         }
-        Ok(HasuraSession { allowed_roles, default_role, variables, expires_at })
+        Ok(HasuraSession { allowed_roles, default_role, variables, expires_at, session_id, subject })
     }
 }
 

@@ -1,0 +1,53 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Session liveness answers, kept for at most `ttl`.
+#[derive(Debug)]
+pub struct LiveCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (bool, Instant)>>,
+}
+
+/// Past this many entries, expired ones are swept before an insert.
+const SWEEP_AT: usize = 100_000;
+
+impl LiveCache {
+    pub fn new(ttl: Duration) -> Self {
+        LiveCache { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, key: &str) -> Option<bool> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(live, _)| *live)
+    }
+
+    pub fn put(&self, key: &str, live: bool) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= SWEEP_AT {
+            entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
+        }
+        entries.insert(key.to_owned(), (live, Instant::now()));
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_and_can_be_dropped() {
+        let cache = LiveCache::new(Duration::from_millis(50));
+        cache.put("a", true);
+        assert_eq!(cache.get("a"), Some(true));
+        cache.forget("a");
+        assert_eq!(cache.get("a"), None);
+        cache.put("b", false);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get("b"), None);
+    }
+}

@@ -1,0 +1,309 @@
+//! Sessions: refresh tokens with rotation and reuse detection, and the liveness check the
+//! webhook runs on every request.
+//!
+//! A session is a token family. Its refresh tokens are 256 random bits, stored only as SHA-256
+//! digests. Each refresh rotates the token; presenting an already rotated token again within
+//! the grace window returns the same successor (browser tabs refreshing together), later it is
+//! taken as theft and the whole family is revoked. A session also ends when its user is
+//! deactivated, deleted or changes password — in gatehouse or directly in Django — detected from
+//! the data: the session keeps a fingerprint of the password hash it started with.
+
+mod cache;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::db::{Db, DbError, DjangoTime, Rotation, SessionRow, SessionState, UserRow};
+
+use self::cache::LiveCache;
+
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// Absolute lifetime of a session: no refresh extends it.
+    pub absolute_ttl_secs: u64,
+    /// A session unused for this long ends.
+    pub idle_ttl_secs: u64,
+    /// How long a rotated refresh token still returns its successor.
+    pub reuse_grace_secs: u64,
+}
+
+/// Where a session was started from, for the user's session list and the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A refresh token handed to a client, and the session it belongs to.
+#[derive(Clone, Debug)]
+pub struct IssuedRefresh {
+    pub session_id: String,
+    pub user_id: i32,
+    pub refresh_token: String,
+    /// Seconds until the session's absolute expiry.
+    pub expires_in: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Unknown, expired, revoked, reused or malformed: one answer for all.
+    #[error("the refresh token is not valid")]
+    Invalid,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+#[derive(Clone, Debug)]
+pub struct Sessions {
+    db: Db,
+    settings: Arc<SessionSettings>,
+    successor_key: Arc<[u8; 32]>,
+    cache: Arc<LiveCache>,
+}
+
+/// Refresh tokens are 32 bytes, base64url without padding.
+const TOKEN_LEN: usize = 43;
+
+impl Sessions {
+    /// `successor_key` is a server secret: successors are `HMAC(key, token)`, so a repeated
+    /// refresh can return the same successor without the plaintext ever being stored.
+    pub fn new(db: Db, settings: SessionSettings, successor_key: [u8; 32]) -> Self {
+        Sessions {
+            db,
+            settings: Arc::new(settings),
+            successor_key: Arc::new(successor_key),
+            cache: Arc::new(LiveCache::new(Duration::from_secs(1))),
+        }
+    }
+
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    /// Starts a session for a user who just logged in or signed up.
+    pub async fn start(&self, user: &UserRow, client: &ClientInfo) -> Result<IssuedRefresh, DbError> {
+        let now = DjangoTime::now();
+        let refresh_token = random_token(32);
+        let session = SessionRow {
+            id: random_token(16),
+            user_id: user.id,
+            password_fingerprint: fingerprint(&user.password),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now.plus_secs(self.settings.absolute_ttl_secs),
+            revoked_at: None,
+            revoked_reason: None,
+            ip: truncate(&client.ip, 64),
+            user_agent: truncate(&client.user_agent, 512),
+        };
+        self.db.insert_session(&session, &digest(&refresh_token)).await?;
+        Ok(IssuedRefresh {
+            session_id: session.id,
+            user_id: user.id,
+            refresh_token,
+            expires_in: self.settings.absolute_ttl_secs,
+        })
+    }
+
+    /// Rotates a refresh token. See the module documentation for the rules.
+    pub async fn refresh(&self, token: &str, client: &ClientInfo) -> Result<IssuedRefresh, SessionError> {
+        if !is_token_shaped(token) {
+            return Err(SessionError::Invalid);
+        }
+        let token_digest = digest(token);
+        let row = self.db.refresh_token(&token_digest).await?.ok_or(SessionError::Invalid)?;
+        let state = self.db.session_state(&row.session_id).await?.ok_or(SessionError::Invalid)?;
+        let now = DjangoTime::now();
+        self.require_live(&state, now).await?;
+        let successor = self.successor(token);
+        let within_grace = |rotated_at: DjangoTime| now.0 - rotated_at.0 <= time::Duration::seconds(self.grace());
+        let fresh = match row.rotated_at {
+            None => {
+                let rotation =
+                    self.db.rotate_refresh_token(&token_digest, &digest(&successor), &row.session_id, now).await?;
+                // Losing the race to a concurrent refresh of the same token is the grace case.
+                rotation == Rotation::Rotated || within_grace(now)
+            }
+            Some(rotated_at) => within_grace(rotated_at),
+        };
+        if !fresh {
+            self.revoke(&row.session_id, "refresh_token_reuse").await?;
+            let detail = "a rotated refresh token was presented after the grace window; the session was revoked";
+            self.db
+                .audit(
+                    "refresh_token_reuse",
+                    Some(state.session.user_id),
+                    Some(&row.session_id),
+                    Some(&client.ip),
+                    detail,
+                )
+                .await?;
+            tracing::warn!(session_id = %row.session_id, user_id = state.session.user_id, "refresh token reuse: session revoked");
+            return Err(SessionError::Invalid);
+        }
+        let left = (state.session.expires_at.0 - now.0).whole_seconds().max(0) as u64;
+        Ok(IssuedRefresh {
+            session_id: row.session_id,
+            user_id: state.session.user_id,
+            refresh_token: successor,
+            expires_in: left,
+        })
+    }
+
+    fn grace(&self) -> i64 {
+        i64::try_from(self.settings.reuse_grace_secs).unwrap_or(i64::MAX)
+    }
+
+    /// The session a refresh token belongs to, if the token is known (rotated or not).
+    pub async fn session_of_refresh_token(&self, token: &str) -> Result<Option<SessionRow>, DbError> {
+        if !is_token_shaped(token) {
+            return Ok(None);
+        }
+        let Some(row) = self.db.refresh_token(&digest(token)).await? else { return Ok(None) };
+        Ok(self.db.session_state(&row.session_id).await?.map(|s| s.session))
+    }
+
+    /// Whether the session behind an access token is still live. Answers from a cache whose
+    /// entries live at most one second, and are dropped at once when this instance revokes.
+    pub async fn is_live(&self, session_id: &str) -> Result<bool, DbError> {
+        if let Some(live) = self.cache.get(session_id) {
+            return Ok(live);
+        }
+        let live = match self.db.session_state(session_id).await? {
+            Some(state) => self.require_live(&state, DjangoTime::now()).await.is_ok(),
+            None => false,
+        };
+        self.cache.put(session_id, live);
+        Ok(live)
+    }
+
+    /// Ends the session if it is dead for a reason only the data shows (the account changed),
+    /// so later checks need not work it out again.
+    async fn require_live(&self, state: &SessionState, now: DjangoTime) -> Result<(), SessionError> {
+        let session = &state.session;
+        if session.revoked_at.is_some() || !within_lifetime(session, now, &self.settings) {
+            return Err(SessionError::Invalid);
+        }
+        let account_change = match (state.user_is_active, &state.user_password) {
+            (Some(true), Some(password)) if fingerprint(password) == session.password_fingerprint => None,
+            (Some(true), Some(_)) => Some("password_changed"),
+            (Some(false), _) => Some("user_deactivated"),
+            _ => Some("user_deleted"),
+        };
+        if let Some(reason) = account_change {
+            self.revoke(&session.id, reason).await?;
+            return Err(SessionError::Invalid);
+        }
+        Ok(())
+    }
+
+    /// The user's sessions that are neither revoked nor expired, newest first.
+    pub async fn live_sessions(&self, user_id: i32) -> Result<Vec<SessionRow>, DbError> {
+        live_sessions(&self.db, user_id, &self.settings).await
+    }
+
+    /// Revokes one session; true when it was live.
+    pub async fn revoke(&self, session_id: &str, reason: &str) -> Result<bool, DbError> {
+        let revoked = self.db.revoke_session(session_id, DjangoTime::now(), reason).await?;
+        self.cache.forget(session_id);
+        Ok(revoked)
+    }
+
+    /// Revokes every session of a user; returns how many were live.
+    pub async fn revoke_all(&self, user_id: i32, reason: &str) -> Result<usize, DbError> {
+        let ids = self.db.revoke_user_sessions(user_id, DjangoTime::now(), reason).await?;
+        for id in &ids {
+            self.cache.forget(id);
+        }
+        Ok(ids.len())
+    }
+
+    fn successor(&self, token: &str) -> String {
+        self.mac("successor", token)
+    }
+
+    /// The CSRF token that goes with a refresh token delivered as a cookie: a page of ours can
+    /// read it from the login answer and send it back in a header; another site cannot.
+    pub fn csrf_token(&self, refresh_token: &str) -> String {
+        self.mac("csrf", refresh_token)
+    }
+
+    /// Constant-time check of a CSRF token against the refresh token it must belong to.
+    pub fn csrf_matches(&self, refresh_token: &str, csrf_token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.csrf_token(refresh_token).as_bytes().ct_eq(csrf_token.as_bytes()).into()
+    }
+
+    fn mac(&self, purpose: &str, token: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.successor_key.as_slice()).expect("HMAC takes any key");
+        mac.update(purpose.as_bytes());
+        mac.update(b":");
+        mac.update(token.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Neither past its absolute expiry nor idle for too long.
+pub fn within_lifetime(session: &SessionRow, now: DjangoTime, settings: &SessionSettings) -> bool {
+    now < session.expires_at && now < session.last_used_at.plus_secs(settings.idle_ttl_secs)
+}
+
+/// The user's sessions that are neither revoked nor expired, newest first.
+pub async fn live_sessions(db: &Db, user_id: i32, settings: &SessionSettings) -> Result<Vec<SessionRow>, DbError> {
+    let now = DjangoTime::now();
+    let sessions = db.unrevoked_sessions(user_id).await?;
+    Ok(sessions.into_iter().filter(|s| within_lifetime(s, now, settings)).collect())
+}
+
+fn is_token_shaped(token: &str) -> bool {
+    token.len() == TOKEN_LEN && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// SHA-256, hex: how refresh tokens are stored.
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What a session remembers of the password hash it started with: enough to notice a change,
+/// useless to an attacker who reads the table.
+fn fingerprint(password_hash: &str) -> String {
+    hex::encode(Sha256::digest(format!("gatehouse-session-fingerprint:{password_hash}").as_bytes()))
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_have_one_shape() {
+        let token = random_token(32);
+        assert!(is_token_shaped(&token), "{token}");
+        assert!(!is_token_shaped(&token[1..]));
+        assert!(!is_token_shaped(&format!("{}=", &token[1..])));
+        assert!(!is_token_shaped(&"é".repeat(22)));
+        assert_ne!(random_token(32), token);
+    }
+
+    #[test]
+    fn digests_and_fingerprints_never_contain_their_input() {
+        let token = random_token(32);
+        assert_eq!(digest(&token).len(), 64);
+        assert_ne!(fingerprint("pbkdf2_sha256$1$a$b"), fingerprint("pbkdf2_sha256$1$a$c"));
+    }
+}
