@@ -89,9 +89,8 @@ async fn every_failed_login_looks_the_same(db: TestDb) {
 }
 on_both_backends!(every_failed_login_looks_the_same, super::every_failed_login_looks_the_same);
 
-#[tokio::test]
-async fn bad_login_input_is_a_clear_400_and_changes_nothing() {
-    let app = spawn_app(TestDb::sqlite()).await;
+async fn bad_login_input_is_a_clear_400_and_changes_nothing(db: TestDb) {
+    let app = spawn_app(db).await;
     app.create_user("carol", PASSWORD).await;
     let client = reqwest::Client::new();
     let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
@@ -157,6 +156,10 @@ async fn bad_login_input_is_a_clear_400_and_changes_nothing() {
     let db = app.accounts().await;
     assert!(db.db().user_by_username("carol").await.unwrap().unwrap().last_login.is_none());
 }
+on_both_backends!(
+    bad_login_input_is_a_clear_400_and_changes_nothing,
+    super::bad_login_input_is_a_clear_400_and_changes_nothing
+);
 
 async fn signup_writes_a_django_user_and_logs_it_in(db: TestDb) {
     let app = spawn_app(db).await;
@@ -267,10 +270,9 @@ async fn the_webhook_answers_hasura_in_both_modes(db: TestDb) {
 }
 on_both_backends!(the_webhook_answers_hasura_in_both_modes, super::the_webhook_answers_hasura_in_both_modes);
 
-#[tokio::test]
-async fn the_webhook_refuses_every_bad_token_with_401_only() {
+async fn the_webhook_refuses_every_bad_token_with_401_only(db: TestDb) {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let app = spawn_app_with(TestDb::sqlite(), &["--jwt-audience", "https://api.example"]).await;
+    let app = spawn_app_with(db, &["--jwt-audience", "https://api.example"]).await;
     let user = app.create_user("grace", PASSWORD).await;
     let good = app.login("grace", PASSWORD).await;
     let keys = app.keys();
@@ -358,6 +360,10 @@ async fn the_webhook_refuses_every_bad_token_with_401_only() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+on_both_backends!(
+    the_webhook_refuses_every_bad_token_with_401_only,
+    super::the_webhook_refuses_every_bad_token_with_401_only
+);
 
 #[tokio::test]
 async fn anonymous_access_can_be_turned_off() {
