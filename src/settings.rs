@@ -201,6 +201,8 @@ pub struct Settings {
 /// How the Hasura-facing endpoints behave.
 #[derive(Clone, Debug)]
 pub struct HasuraSettings {
+    /// The path of the public URL (`""` at the root), the prefix of cookie paths.
+    pub public_path: String,
     pub signup: bool,
     /// Refresh tokens travel in a cookie, not in the JSON body.
     pub refresh_cookie: bool,
@@ -287,6 +289,10 @@ impl Settings {
         if distinct.iter().enumerate().any(|(i, a)| distinct[i + 1..].contains(a)) {
             return Err(ConfigError("the default, staff, superuser and anonymous role names must all differ".into()));
         }
+        if t.session_idle_ttl < t.access_token_ttl {
+            // Only a refresh counts as use, so a shorter idle time would end sessions in use.
+            return Err(ConfigError("GATEHOUSE_SESSION_IDLE_TTL must be at least GATEHOUSE_ACCESS_TOKEN_TTL".into()));
+        }
         if t.claims_namespace.trim().is_empty() {
             return Err(ConfigError("GATEHOUSE_CLAIMS_NAMESPACE must not be empty".into()));
         }
@@ -324,6 +330,8 @@ impl Settings {
                 roles,
             },
             hasura: HasuraSettings {
+                public_path: url::Url::parse(&public_url)
+                    .map_or(String::new(), |u| u.path().trim_end_matches('/').to_owned()),
                 signup: t.signup,
                 refresh_cookie: t.refresh_cookie,
                 allow_anonymous: t.allow_anonymous,

@@ -294,7 +294,7 @@ fn auth_private_key_from_the_environment_signs_and_inspect_agrees() {
         assert_eq!(tokens.keys().kid(), "key-2026");
         let accounts = db.accounts().await;
         let user = accounts.db().user_by_username("kate").await.unwrap().unwrap();
-        tokens.issue(&user, &[], "a-session-id").unwrap().token
+        tokens.issue(&user, &[], "a-session-id", 900).unwrap().token
     });
     let inspect_env = [
         ("AUTH_PRIVATE_KEY", private.as_str()),

@@ -244,8 +244,10 @@ async fn bad_refresh_tokens_all_get_the_same_401() {
         answers.push(json);
     }
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
-    assert_eq!(app.post_json("/webhook/refresh", &json!({})).await.status(), 400);
-    assert_eq!(app.post_json("/webhook/refresh", &json!({"refresh_token": 5})).await.status(), 400);
+    for body in [json!({}), json!({"refresh_token": 5}), json!({"refresh_token": "x".repeat(20_000)}), json!([])] {
+        let (status, json) = body_of(app.post_json("/webhook/refresh", &body).await).await;
+        assert_eq!((status, &json), (StatusCode::UNAUTHORIZED, &answers[0]), "{body:.40}");
+    }
     assert_eq!(refresh(&app, real_token).await.0, 200, "the real one still works after all that");
 }
 
@@ -346,4 +348,109 @@ async fn browsers_can_keep_the_refresh_token_in_an_http_only_cookie() {
 
     let logout = client.post(app.url("/webhook/logout")).bearer_auth(str_of(&next, "token")).send().await.unwrap();
     assert!(logout.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"), "the cookie is cleared");
+}
+
+async fn body_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A login that upgrades an old hash must start a session on the new hash, not a dead one.
+async fn a_login_that_upgrades_the_hash_keeps_its_session(db: TestDb) {
+    let app = spawn_app(db).await;
+    let accounts = app.accounts().await;
+    let md5 = "md5$wmoD5qMUm9pNiOm8rbDBxB$38c55f706252661a7818dba552dee005"; // Django 6.1.3, "correct horse ☃"
+    accounts
+        .db()
+        .insert_user(&gatehouse::db::NewUserRow {
+            username: "olga",
+            password: md5,
+            email: "",
+            first_name: "",
+            last_name: "",
+            is_staff: false,
+            is_superuser: false,
+            date_joined: gatehouse::db::DjangoTime::now(),
+        })
+        .await
+        .unwrap();
+    let response = app.post_json("/webhook/login", &json!({"username": "olga", "password": "correct horse ☃"})).await;
+    let session: Value = response.json().await.unwrap();
+    assert!(accounts.db().user_by_username("olga").await.unwrap().unwrap().password.starts_with("pbkdf2_sha256$"));
+    assert_eq!(webhook(&app, str_of(&session, "token")).await, 200);
+    assert_eq!(refresh(&app, str_of(&session, "refresh_token")).await.0, 200);
+}
+on_both_backends!(
+    a_login_that_upgrades_the_hash_keeps_its_session,
+    super::a_login_that_upgrades_the_hash_keeps_its_session
+);
+
+async fn stale_credentials_cannot_end_every_session(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.create_user("pete", PASSWORD).await;
+    let old = login(&app, "pete").await;
+    let stale = str_of(&old, "refresh_token").to_owned();
+    refresh(&app, &stale).await;
+    let revoked_session = login(&app, "pete").await;
+    app.post_json("/webhook/logout", &json!({"refresh_token": str_of(&revoked_session, "refresh_token")})).await;
+    let live = login(&app, "pete").await;
+    // The stale token is past its grace window only after a while; a revoked session at once.
+    let response = app
+        .post_json("/webhook/logout", &json!({"refresh_token": str_of(&revoked_session, "refresh_token"), "all": true}))
+        .await;
+    assert_eq!(response.status(), 401);
+    let client = reqwest::Client::new();
+    let by_dead_access = client
+        .post(app.url("/webhook/logout"))
+        .bearer_auth(str_of(&revoked_session, "token"))
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_dead_access.status(), 401);
+    assert_eq!(webhook(&app, str_of(&live, "token")).await, 200, "the live session survives");
+}
+on_both_backends!(stale_credentials_cannot_end_every_session, super::stale_credentials_cannot_end_every_session);
+
+#[tokio::test]
+async fn no_access_token_outlives_its_session() {
+    let app = spawn_app_with(TestDb::sqlite(), &["--session-ttl", "120"]).await;
+    app.create_user("quinn", PASSWORD).await;
+    let session = login(&app, "quinn").await;
+    assert_eq!(session["expires_in"], 120);
+    let claims = claims_of(str_of(&session, "token"));
+    assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 120);
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_not_a_server_error() {
+    for db in [Some(TestDb::sqlite()), TestDb::postgres().await].into_iter().flatten() {
+        let app = spawn_app(db).await;
+        for body in
+            [json!({"username": "a\u{0}b", "password": PASSWORD}), json!({"username": "alice", "password": "x\u{0}"})]
+        {
+            let (status, json) = body_of(app.post_json("/webhook/login", &body).await).await;
+            assert_eq!(status, 400, "{json}");
+            assert_eq!(json["errors"][0]["code"], "null_characters_not_allowed");
+        }
+        let (status, _) = body_of(
+            app.post_json(
+                "/webhook/signup",
+                &json!({"username": "rita", "password": PASSWORD, "email": "r\u{0}@x.org"}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+}
+
+#[tokio::test]
+async fn the_refresh_cookie_follows_the_public_path() {
+    let flags = ["--refresh-cookie", "true", "--public-url", "https://example.com/auth/"];
+    let app = spawn_app_with(TestDb::sqlite(), &flags).await;
+    app.create_user("sam", PASSWORD).await;
+    let response = app.post_json("/webhook/login", &json!({"username": "sam", "password": PASSWORD})).await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Path=/auth/webhook/refresh;"), "{cookie}");
 }

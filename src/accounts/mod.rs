@@ -95,7 +95,9 @@ impl Accounts {
     ///
     /// `Ok(None)` is the one answer for every way a login can fail.
     pub async fn authenticate(&self, username: &str, password: &Password) -> Result<Option<UserRow>, AccountError> {
-        let user = match self.db.user_by_username(username).await {
+        // No username with a NUL can exist, and PostgreSQL refuses to even compare one.
+        let lookup = if username.contains('\0') { Ok(None) } else { self.db.user_by_username(username).await };
+        let user = match lookup {
             Ok(Some(user)) => user,
             Ok(None) => {
                 self.hashing.fake().await?;
@@ -118,10 +120,16 @@ impl Accounts {
         if !verification.valid {
             return Ok(None);
         }
+        let mut user = user;
         if verification.must_update {
             let upgraded = self.hashing.make(password).await?;
             if self.db.replace_password_hash(user.id, &user.password, &upgraded).await? {
                 tracing::info!(user_id = user.id, "upgraded the stored password hash");
+                user.password = upgraded;
+            } else {
+                // Changed meanwhile (in the Django admin, say): callers see the row as it is now.
+                user =
+                    self.db.user_by_id(user.id).await?.ok_or_else(|| AccountError::UnknownUser(username.to_owned()))?;
             }
         }
         if !user.is_active {

@@ -40,10 +40,22 @@ pub enum Db {
 }
 
 /// Which database to use, parsed from `DATABASE_URL` (or its alias `DBURL`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum DatabaseUrl {
     Sqlite(SqliteConnectOptions),
     Postgres(PgConnectOptions),
+}
+
+/// Never prints the PostgreSQL password.
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(options) => write!(f, "Sqlite({:?})", options.get_filename()),
+            DatabaseUrl::Postgres(options) => {
+                write!(f, "Postgres({}:{}/{:?})", options.get_host(), options.get_port(), options.get_database())
+            }
+        }
+    }
 }
 
 /// The default: an embedded SQLite file in the working directory, as Django's own default.

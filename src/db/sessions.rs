@@ -39,7 +39,8 @@ pub struct RefreshRow {
 pub enum Rotation {
     /// This call rotated the token and recorded its successor.
     Rotated,
-    /// Someone else rotated it first (a concurrent refresh, or an earlier one).
+    /// Someone else rotated it first (a concurrent refresh, or an earlier one), or the session
+    /// was revoked meanwhile.
     AlreadyRotated,
 }
 
@@ -94,14 +95,16 @@ impl Db {
         session_id: &str,
         now: DjangoTime,
     ) -> Result<Rotation, DbError> {
-        let mark = "UPDATE gatehouse_refresh_token SET rotated_at = $1 WHERE digest = $2 AND rotated_at IS NULL";
+        let mark = "UPDATE gatehouse_refresh_token SET rotated_at = $1 WHERE digest = $2 AND rotated_at IS NULL \
+                    AND EXISTS (SELECT 1 FROM gatehouse_session WHERE id = $3 AND revoked_at IS NULL)";
         let insert = "INSERT INTO gatehouse_refresh_token (digest, session_id, created_at, rotated_at) VALUES ($1, $2, $3, NULL)";
         let touch = "UPDATE gatehouse_session SET last_used_at = $1 WHERE id = $2";
         Ok(on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             // The conditional write comes first, so on SQLite this transaction takes the write
             // lock (waiting its turn) before it reads anything.
-            let won = sqlx::query(mark).bind(now).bind(digest).execute(&mut *tx).await?.rows_affected() == 1;
+            let won =
+                sqlx::query(mark).bind(now).bind(digest).bind(session_id).execute(&mut *tx).await?.rows_affected() == 1;
             if won {
                 sqlx::query(insert).bind(successor).bind(session_id).bind(now).execute(&mut *tx).await?;
                 sqlx::query(touch).bind(now).bind(session_id).execute(&mut *tx).await?;

@@ -41,6 +41,7 @@ impl Fields {
     /// A required string field.
     pub fn required(&mut self, object: &Map<String, Value>, name: &'static str) -> String {
         match object.get(name) {
+            Some(Value::String(text)) if text.contains('\0') => self.null_character(name),
             Some(Value::String(text)) if !text.is_empty() => text.clone(),
             Some(Value::String(_)) | None | Some(Value::Null) => {
                 self.errors.push(field_error(name, "required", "This field is required."));
@@ -56,6 +57,7 @@ impl Fields {
     /// An optional string field; absent or null is empty.
     pub fn optional(&mut self, object: &Map<String, Value>, name: &'static str) -> String {
         match object.get(name) {
+            Some(Value::String(text)) if text.contains('\0') => self.null_character(name),
             Some(Value::String(text)) => text.clone(),
             None | Some(Value::Null) => String::new(),
             Some(_) => {
@@ -63,6 +65,12 @@ impl Fields {
                 String::new()
             }
         }
+    }
+
+    /// Django's `ProhibitNullCharactersValidator`; PostgreSQL could not store them anyway.
+    fn null_character(&mut self, name: &'static str) -> String {
+        self.errors.push(field_error(name, "null_characters_not_allowed", "Null characters are not allowed."));
+        String::new()
     }
 
     pub fn push(&mut self, item: ErrorItem) {

@@ -40,12 +40,10 @@ pub struct TokenResponse {
 }
 
 pub const REFRESH_COOKIE: &str = "gatehouse_refresh";
-const REFRESH_COOKIE_PATH: &str = "/webhook/refresh";
-
-fn refresh_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
-    let cookie = format!(
-        "{REFRESH_COOKIE}={value}; HttpOnly; Secure; SameSite=Strict; Path={REFRESH_COOKIE_PATH}; Max-Age={max_age}"
-    );
+/// The cookie goes back only to the refresh endpoint, under the public URL's path prefix.
+fn refresh_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let path = format!("{}/webhook/refresh", state.hasura.public_path);
+    let cookie = format!("{REFRESH_COOKIE}={value}; HttpOnly; Secure; SameSite=Strict; Path={path}; Max-Age={max_age}");
     HeaderValue::from_str(&cookie).ok()
 }
 
@@ -118,13 +116,11 @@ pub async fn refresh(
             }
             cookie.to_owned()
         }
-        None => {
-            let object = json_object(&headers, body, AUTH_BODY_LIMIT).await?;
-            let mut fields = Fields::default();
-            let token = fields.required(&object, "refresh_token");
-            fields.finish()?;
-            token
-        }
+        // Oversized, malformed, missing or mistyped: the same 401 as an unknown token.
+        None => match json_object(&headers, body, AUTH_BODY_LIMIT).await.map(|mut o| o.remove("refresh_token")) {
+            Ok(Some(Value::String(token))) => token,
+            _ => return Err(invalid_refresh_token()),
+        },
     };
     let refreshed = state.sessions.refresh(&token, &client_info(peer, &headers)).await.map_err(refresh_error)?;
     let user = state.accounts.db().user_by_id(refreshed.user_id).await.map_err(AccountError::from)?;
@@ -160,18 +156,28 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bod
         }
     };
     fields.finish()?;
-    let (session_id, user_id) = if !refresh_token.is_empty() {
-        let session = state.sessions.session_of_refresh_token(&refresh_token).await.map_err(AccountError::from)?;
-        let session = session.ok_or_else(invalid_refresh_token)?;
-        (session.id, session.user_id)
+    // Any credential the session ever had may end that session (it is dead or should be);
+    // ending *every* session of the user takes a current one.
+    let (session_id, user_id, current) = if !refresh_token.is_empty() {
+        let found = state.sessions.session_of_refresh_token(&refresh_token).await.map_err(AccountError::from)?;
+        let (session, current) = found.ok_or_else(invalid_refresh_token)?;
+        (session.id, session.user_id, current)
     } else {
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
         let verified = authorization.and_then(|token| state.tokens.verify(token).ok()).ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, "InvalidToken", "Send a refresh token or a valid access token.")
         })?;
         let user_id = verified.subject.parse().map_err(|_| invalid_refresh_token())?;
-        (verified.session_id, user_id)
+        (verified.session_id, user_id, true)
     };
+    let live = state.sessions.is_live(&session_id).await.map_err(AccountError::from)?;
+    if all && !(current && live) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidToken",
+            "Ending every session takes the credentials of a live one.",
+        ));
+    }
     let (kind, revoked) = if all {
         ("logout_all", state.sessions.revoke_all(user_id, "logout_all").await)
     } else {
@@ -179,14 +185,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bod
     };
     let revoked = revoked.map_err(AccountError::from)?;
     let detail = format!("{revoked} session(s) ended");
-    state
-        .accounts
-        .db()
-        .audit(kind, Some(user_id), Some(&session_id), None, &detail)
-        .await
-        .map_err(AccountError::from)?;
+    audit(&state, kind, user_id, &session_id, &detail).await;
     let mut response = Json(serde_json::json!({ "revoked": revoked })).into_response();
-    if let Some(expired) = refresh_cookie("", 0).filter(|_| state.hasura.refresh_cookie) {
+    if let Some(expired) = refresh_cookie(&state, "", 0).filter(|_| state.hasura.refresh_cookie) {
         response.headers_mut().insert(header::SET_COOKIE, expired);
     }
     Ok(response)
@@ -271,7 +272,10 @@ pub async fn signup(
 
 async fn token_response(state: &AppState, user: &UserRow, session: IssuedRefresh) -> Result<Response, ApiError> {
     let groups = state.accounts.group_names(user.id).await?;
-    let issued = state.tokens.issue(user, &groups, &session.session_id).map_err(|e| ApiError::internal(&e))?;
+    let issued = state
+        .tokens
+        .issue(user, &groups, &session.session_id, session.expires_in)
+        .map_err(|e| ApiError::internal(&e))?;
     let mut body = TokenResponse {
         id: user.id,
         username: user.username.clone(),
@@ -287,11 +291,18 @@ async fn token_response(state: &AppState, user: &UserRow, session: IssuedRefresh
     }
     body.csrf_token = Some(state.sessions.csrf_token(&session.refresh_token));
     let mut response = Json(body).into_response();
-    if let Some(cookie) = refresh_cookie(&session.refresh_token, session.expires_in) {
+    if let Some(cookie) = refresh_cookie(state, &session.refresh_token, session.expires_in) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// Records what happened; the request's outcome does not depend on the audit log being writable.
+async fn audit(state: &AppState, kind: &str, user_id: i32, session_id: &str, detail: &str) {
+    if let Err(err) = state.accounts.db().audit(kind, Some(user_id), Some(session_id), None, detail).await {
+        tracing::error!(error = %err, kind, "could not write an audit record");
+    }
 }
 
 /// The caller of a self-service endpoint: a valid access token of a live session.
@@ -350,12 +361,7 @@ pub async fn delete_session(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "SessionNotFound", "You have no live session with that id."));
     }
     let revoked = state.sessions.revoke(&id, "revoked_by_user").await.map_err(AccountError::from)?;
-    state
-        .accounts
-        .db()
-        .audit("session_revoked", Some(user_id), Some(&id), None, "ended by its user")
-        .await
-        .map_err(AccountError::from)?;
+    audit(&state, "session_revoked", user_id, &id, "ended by its user").await;
     Ok(Json(serde_json::json!({ "revoked": usize::from(revoked) })))
 }
 

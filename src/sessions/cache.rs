@@ -22,16 +22,24 @@ impl LiveCache {
         entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(live, _)| *live)
     }
 
-    pub fn put(&self, key: &str, live: bool) {
+    /// Records an answer and returns the one that stands. A session never comes back to life,
+    /// so a "dead" already recorded (a revocation racing with this read) beats a "live".
+    pub fn put(&self, key: &str, live: bool) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= SWEEP_AT {
             entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
         }
+        if live && entries.get(key).is_some_and(|(known, _)| !known) {
+            return false;
+        }
         entries.insert(key.to_owned(), (live, Instant::now()));
+        live
     }
 
+    /// The session was revoked here: answer "dead" from now on, without asking the database.
     pub fn forget(&self, key: &str) {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.insert(key.to_owned(), (false, Instant::now()));
     }
 }
 
@@ -40,13 +48,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_expire_and_can_be_dropped() {
+    fn entries_expire_and_revocations_win() {
         let cache = LiveCache::new(Duration::from_millis(50));
-        cache.put("a", true);
+        assert!(cache.put("a", true));
         assert_eq!(cache.get("a"), Some(true));
         cache.forget("a");
-        assert_eq!(cache.get("a"), None);
-        cache.put("b", false);
+        assert_eq!(cache.get("a"), Some(false));
+        assert!(!cache.put("a", true), "a live answer read before the revocation loses");
+        cache.put("b", true);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get("b"), None);
     }

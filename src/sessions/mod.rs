@@ -59,12 +59,18 @@ pub enum SessionError {
     Db(#[from] DbError),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Sessions {
     db: Db,
     settings: Arc<SessionSettings>,
     successor_key: Arc<[u8; 32]>,
     cache: Arc<LiveCache>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").field("settings", &self.settings).finish_non_exhaustive()
+    }
 }
 
 /// Refresh tokens are 32 bytes, base64url without padding.
@@ -122,28 +128,25 @@ impl Sessions {
         let now = DjangoTime::now();
         self.require_live(&state, now).await?;
         let successor = self.successor(token);
-        let within_grace = |rotated_at: DjangoTime| now.0 - rotated_at.0 <= time::Duration::seconds(self.grace());
-        let fresh = match row.rotated_at {
-            None => {
-                let rotation =
-                    self.db.rotate_refresh_token(&token_digest, &digest(&successor), &row.session_id, now).await?;
-                // Losing the race to a concurrent refresh of the same token is the grace case.
-                rotation == Rotation::Rotated || within_grace(now)
-            }
-            Some(rotated_at) => within_grace(rotated_at),
+        let rotated_at = match row.rotated_at {
+            Some(at) => Some(at),
+            None => match self.db.rotate_refresh_token(&token_digest, &digest(&successor), &row.session_id, now).await?
+            {
+                Rotation::Rotated => None,
+                // A concurrent refresh of the same token won, or the session ended meanwhile.
+                Rotation::AlreadyRotated => {
+                    let again = self.db.refresh_token(&token_digest).await?.ok_or(SessionError::Invalid)?;
+                    Some(again.rotated_at.ok_or(SessionError::Invalid)?)
+                }
+            },
         };
-        if !fresh {
+        if rotated_at.is_some_and(|at| !self.within_grace(at, now)) {
             self.revoke(&row.session_id, "refresh_token_reuse").await?;
             let detail = "a rotated refresh token was presented after the grace window; the session was revoked";
-            self.db
-                .audit(
-                    "refresh_token_reuse",
-                    Some(state.session.user_id),
-                    Some(&row.session_id),
-                    Some(&client.ip),
-                    detail,
-                )
-                .await?;
+            let (user_id, ip) = (Some(state.session.user_id), Some(client.ip.as_str()));
+            if let Err(err) = self.db.audit("refresh_token_reuse", user_id, Some(&row.session_id), ip, detail).await {
+                tracing::error!(error = %err, "could not write the audit record of a refresh-token reuse");
+            }
             tracing::warn!(session_id = %row.session_id, user_id = state.session.user_id, "refresh token reuse: session revoked");
             return Err(SessionError::Invalid);
         }
@@ -156,17 +159,21 @@ impl Sessions {
         })
     }
 
-    fn grace(&self) -> i64 {
-        i64::try_from(self.settings.reuse_grace_secs).unwrap_or(i64::MAX)
-    }
-
-    /// The session a refresh token belongs to, if the token is known (rotated or not).
-    pub async fn session_of_refresh_token(&self, token: &str) -> Result<Option<SessionRow>, DbError> {
+    /// The session a refresh token belongs to, if the token is known, and whether the token is
+    /// current (not rotated, or rotated within the grace window).
+    pub async fn session_of_refresh_token(&self, token: &str) -> Result<Option<(SessionRow, bool)>, DbError> {
         if !is_token_shaped(token) {
             return Ok(None);
         }
         let Some(row) = self.db.refresh_token(&digest(token)).await? else { return Ok(None) };
-        Ok(self.db.session_state(&row.session_id).await?.map(|s| s.session))
+        let now = DjangoTime::now();
+        let current = row.rotated_at.is_none_or(|at| self.within_grace(at, now));
+        Ok(self.db.session_state(&row.session_id).await?.map(|s| (s.session, current)))
+    }
+
+    fn within_grace(&self, rotated_at: DjangoTime, now: DjangoTime) -> bool {
+        let grace = time::Duration::seconds(i64::try_from(self.settings.reuse_grace_secs).unwrap_or(i64::MAX));
+        now.0 - rotated_at.0 <= grace
     }
 
     /// Whether the session behind an access token is still live. Answers from a cache whose
@@ -179,8 +186,8 @@ impl Sessions {
             Some(state) => self.require_live(&state, DjangoTime::now()).await.is_ok(),
             None => false,
         };
-        self.cache.put(session_id, live);
-        Ok(live)
+        // A revocation that landed while we read wins over what we read.
+        Ok(self.cache.put(session_id, live))
     }
 
     /// Ends the session if it is dead for a reason only the data shows (the account changed),

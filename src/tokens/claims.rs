@@ -113,6 +113,7 @@ pub fn access_claims(
     groups: &[String],
     session_id: &str,
     now: u64,
+    ttl_secs: u64,
     jti: &str,
 ) -> Value {
     let roles = settings.roles.roles_for(user, groups);
@@ -128,7 +129,7 @@ pub fn access_claims(
     }
     claims.insert("sub".into(), user.id.to_string().into());
     claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + settings.access_ttl_secs).into());
+    claims.insert("exp".into(), (now + ttl_secs).into());
     claims.insert("jti".into(), jti.into());
     claims.insert("sid".into(), session_id.into());
     claims.insert("username".into(), user.username.clone().into());
@@ -218,7 +219,8 @@ mod tests {
             access_ttl_secs: 900,
             roles: roles(GroupRoles::All),
         };
-        let claims = access_claims(&settings, &user(true, false), &names(&["editors"]), "s1", 1_700_000_000, "abc");
+        let claims =
+            access_claims(&settings, &user(true, false), &names(&["editors"]), "s1", 1_700_000_000, 900, "abc");
         assert_eq!(claims["sub"], "42");
         assert_eq!(claims["sid"], "s1");
         assert_eq!(claims["exp"], 1_700_000_900);
@@ -229,7 +231,7 @@ mod tests {
         assert_eq!(hasura["x-hasura-user-id"], "42");
 
         let stringified = ClaimsSettings { format: ClaimsFormat::StringifiedJson, audience: None, ..settings };
-        let claims = access_claims(&stringified, &user(false, false), &[], "s1", 1_700_000_000, "abc");
+        let claims = access_claims(&stringified, &user(false, false), &[], "s1", 1_700_000_000, 900, "abc");
         let inner: Value = serde_json::from_str(claims["https://hasura.io/jwt/claims"].as_str().unwrap()).unwrap();
         assert_eq!(inner["x-hasura-user-id"], "42");
         assert!(claims.get("aud").is_none());

@@ -53,7 +53,7 @@ pub enum KeyError {
 }
 
 /// Where keys come from; built once in [`crate::settings::Settings`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeySettings {
     /// `AUTH_PRIVATE_KEY`: PEM text (literal `\n` accepted).
     pub private_key_pem: Option<String>,
@@ -66,6 +66,17 @@ pub struct KeySettings {
     pub data_dir: PathBuf,
     /// The algorithm of a key generated on first start.
     pub generate_alg: SigningAlg,
+}
+
+impl std::fmt::Debug for KeySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySettings")
+            .field("private_key_pem", &self.private_key_pem.as_ref().map(|_| "[redacted]"))
+            .field("key_id", &self.key_id)
+            .field("data_dir", &self.data_dir)
+            .field("generate_alg", &self.generate_alg)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A public key that verifies tokens and appears in the JWKS.

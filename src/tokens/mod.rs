@@ -84,10 +84,18 @@ impl Tokens {
     }
 
     /// A signed access token for `user`, whose Django groups are `groups`, in session `sid`.
-    pub fn issue(&self, user: &UserRow, groups: &[String], session_id: &str) -> Result<IssuedToken, KeyError> {
-        let claims = claims::access_claims(&self.settings, user, groups, session_id, unix_now(), &new_jti());
+    /// It never outlives the session: `exp` is at most `session_expires_in` seconds away.
+    pub fn issue(
+        &self,
+        user: &UserRow,
+        groups: &[String],
+        session_id: &str,
+        session_expires_in: u64,
+    ) -> Result<IssuedToken, KeyError> {
+        let ttl = self.settings.access_ttl_secs.min(session_expires_in);
+        let claims = claims::access_claims(&self.settings, user, groups, session_id, unix_now(), ttl, &new_jti());
         let token = self.keys.sign(&claims)?;
-        Ok(IssuedToken { token, expires_in: self.settings.access_ttl_secs })
+        Ok(IssuedToken { token, expires_in: ttl })
     }
 
     /// Verifies a token the way the webhook must: signature by one of our keys with the

@@ -85,6 +85,7 @@ impl TestDb {
     /// this database, an ephemeral port, a fresh data directory and cheap hashing.
     pub fn settings(&self, extra: &[&str]) -> Settings {
         #[derive(clap::Parser)]
+        #[command(args_override_self = true)]
         struct Flags {
             #[command(flatten)]
             global: GlobalArgs,
