@@ -360,20 +360,7 @@ async fn a_login_that_upgrades_the_hash_keeps_its_session(db: TestDb) {
     let app = spawn_app(db).await;
     let accounts = app.accounts().await;
     let md5 = "md5$wmoD5qMUm9pNiOm8rbDBxB$38c55f706252661a7818dba552dee005"; // Django 6.1.3, "correct horse ☃"
-    accounts
-        .db()
-        .insert_user(&gatehouse::db::NewUserRow {
-            username: "olga",
-            password: md5,
-            email: "",
-            first_name: "",
-            last_name: "",
-            is_staff: false,
-            is_superuser: false,
-            date_joined: gatehouse::db::DjangoTime::now(),
-        })
-        .await
-        .unwrap();
+    common::insert_user_with_hash(accounts.db(), "olga", md5).await;
     let response = app.post_json("/webhook/login", &json!({"username": "olga", "password": "correct horse ☃"})).await;
     let session: Value = response.json().await.unwrap();
     assert!(accounts.db().user_by_username("olga").await.unwrap().unwrap().password.starts_with("pbkdf2_sha256$"));

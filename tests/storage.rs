@@ -222,19 +222,7 @@ async fn every_django_hasher_logs_in_and_is_upgraded(test: TestDb) {
     let db = accounts.db();
     for (alg, encoded, must_update) in common::django_vectors() {
         let username = format!("user_{alg}");
-        let id = db
-            .insert_user(&gatehouse::db::NewUserRow {
-                username: &username,
-                password: &encoded,
-                email: "",
-                first_name: "",
-                last_name: "",
-                is_staff: false,
-                is_superuser: false,
-                date_joined: gatehouse::db::DjangoTime::now(),
-            })
-            .await
-            .unwrap();
+        let id = common::insert_user_with_hash(db, &username, &encoded).await;
         assert!(
             accounts.authenticate(&username, &Password::new("wrong")).await.unwrap().is_none(),
             "{alg}: wrong password refused"

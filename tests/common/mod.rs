@@ -328,3 +328,18 @@ impl TestApp {
         body["token"].as_str().unwrap().to_owned()
     }
 }
+
+/// Inserts a user row with a hash written elsewhere (by Django, say) and returns its id.
+pub async fn insert_user_with_hash(db: &Db, username: &str, hash: &str) -> i32 {
+    let row = gatehouse::db::NewUserRow {
+        username,
+        password: hash,
+        email: "",
+        first_name: "",
+        last_name: "",
+        is_staff: false,
+        is_superuser: false,
+        date_joined: gatehouse::db::DjangoTime::now(),
+    };
+    db.insert_user(&row).await.expect("insert user")
+}
