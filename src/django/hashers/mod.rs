@@ -629,34 +629,4 @@ mod tests {
         }
         eprintln!("{} garbage inputs in {:?}", corpus.len(), start.elapsed());
     }
-
-    /// `cargo test --release -- --ignored --nocapture timing`: one verify per algorithm.
-    #[test]
-    #[ignore]
-    fn timing_report() {
-        let cfg = HasherConfig::default();
-        let mut cases: Vec<(String, String)> =
-            django_61_vectors().into_iter().map(|(alg, encoded, _)| (alg, encoded)).collect();
-        for (name, encoded) in [
-            ("sha1", "sha1$seasalt$cff36ea83f5706ce9aa7454e63e431fc726b2dc8"),
-            ("unsalted_md5", "88a434c88cca4e900f7874cd98123f43"),
-            ("unsalted_sha1", "sha1$$6d138ca3ae545631b3abd71a4f076ce759c5700b"),
-            ("unknown hasher (fake_runtime)", "foo$bar"),
-            ("malformed (fake_runtime)", "pbkdf2_sha256$1$salt$AAAA"),
-        ] {
-            cases.push((name.into(), encoded.into()));
-        }
-        cases.push(("unusable (fake_runtime)".into(), make_unusable_password()));
-        let old_pbkdf2 = encode_pbkdf2_sha256("x", "abcdefghijklmnopqrstuv", 1_000_000);
-        cases.push(("pbkdf2 1M, wrong pw (harden)".into(), old_pbkdf2));
-        for (name, encoded) in cases {
-            let _ = verify(PASSWORD, &encoded, &cfg);
-            let runs = 5;
-            let start = Instant::now();
-            for _ in 0..runs {
-                let _ = verify(PASSWORD, &encoded, &cfg);
-            }
-            eprintln!("{name:>30}: {:>7.1?}", start.elapsed() / runs);
-        }
-    }
 }
