@@ -1,4 +1,6 @@
-//! The command line: `gatehouse serve | migrate | user … | group …`.
+//! The command line: `gatehouse serve | migrate | user … | group … | resource … | role …`.
+
+mod rbac;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -63,6 +65,18 @@ pub enum Command {
     /// List and end users' sessions (their refresh tokens and access tokens)
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Manage API resources (the `aud` of tokens)
+    #[command(subcommand)]
+    Resource(rbac::ResourceCommand),
+    /// Manage the scopes of API resources
+    #[command(subcommand)]
+    Scope(rbac::ScopeCommand),
+    /// Manage roles: Django groups that bundle scopes
+    #[command(subcommand)]
+    Role(rbac::RoleCommand),
+    /// Manage and test the custom claims scripts (getCustomJwtClaims)
+    #[command(subcommand)]
+    Claims(rbac::ClaimsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -263,7 +277,19 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(TokenCommand::Inspect { token, jwks, allowed_skew, json }) => {
             inspect(&settings, &token, jwks.as_deref(), allowed_skew, json)
         }
+        Command::Resource(command) => rbac::resource(&rbac_service(&settings).await?, command).await,
+        Command::Scope(command) => rbac::scope(&rbac_service(&settings).await?, command).await,
+        Command::Role(command) => rbac::role(&rbac_service(&settings).await?, command).await,
+        Command::Claims(command) => {
+            let accounts = connect(&settings).await?;
+            let rbac = crate::rbac::Rbac::new(accounts.db().clone(), settings.rbac.clone());
+            rbac::claims(&rbac, &accounts, &settings, command).await
+        }
     }
+}
+
+async fn rbac_service(settings: &Settings) -> Result<crate::rbac::Rbac, Failure> {
+    Ok(crate::rbac::Rbac::new(connect(settings).await?.db().clone(), settings.rbac.clone()))
 }
 
 async fn session(accounts: &Accounts, settings: &Settings, command: SessionCommand) -> Result<(), Failure> {

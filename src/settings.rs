@@ -7,12 +7,17 @@ use std::time::Duration;
 
 use clap::Args;
 use clap::builder::BoolishValueParser;
+use sha2::Digest;
 
 use crate::db::{DEFAULT_DATABASE_URL, DatabaseUrl, DbError};
 use crate::django::hashers::HasherConfig;
 use crate::django::validators::{self, PasswordPolicy};
+use crate::rbac::RbacSettings;
+use crate::rbac::script::ScriptLimits;
 use crate::sessions::SessionSettings;
-use crate::tokens::{ClaimsFormat, ClaimsSettings, GroupRoles, KeySettings, RoleSettings, SigningAlg};
+use crate::tokens::{
+    ClaimsFormat, ClaimsSettings, GroupRoles, KeySettings, RoleSettings, SessionVariables, SigningAlg,
+};
 
 /// Options shared by every command.
 #[derive(Args, Clone, Debug)]
@@ -124,9 +129,28 @@ pub struct TokenArgs {
     #[arg(long, env = "GATEHOUSE_SUPERUSER_ROLE", global = true, default_value = "admin")]
     pub superuser_role: String,
 
-    /// Which Django groups become roles: all, none, or prefix:<text>
+    /// Which Django groups become roles: all, none, prefix:<text> or list:<a,b,...>
     #[arg(long, env = "GATEHOUSE_GROUP_ROLES", global = true, default_value = "all", value_name = "RULE")]
     pub group_roles: GroupRoles,
+
+    /// Extra Hasura session variables from user fields, e.g. x-hasura-email=email,x-hasura-groups=groups
+    /// (lists become Postgres array literals)
+    #[arg(long, env = "GATEHOUSE_CLAIMS_VARIABLES", global = true, default_value = "", value_name = "LIST")]
+    pub claims_variables: SessionVariables,
+
+    /// The API resource whose scopes also include the user's Django permissions (app_label.codename)
+    #[arg(long, env = "GATEHOUSE_PERMISSIONS_RESOURCE", global = true, value_name = "INDICATOR")]
+    pub permissions_resource: Option<String>,
+
+    /// Time limit of one custom-claims script run, in milliseconds
+    #[arg(long, env = "GATEHOUSE_CLAIMS_SCRIPT_TIMEOUT_MS", global = true, default_value_t = 50, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=5_000))]
+    pub claims_script_timeout_ms: u64,
+
+    /// Memory limit of the custom-claims script engine, in MiB
+    #[arg(long, env = "GATEHOUSE_CLAIMS_SCRIPT_MEMORY_MB", global = true, default_value_t = 16, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(2..=1_024))]
+    pub claims_script_memory_mb: u64,
 
     /// The role the webhook answers for requests without a token
     #[arg(long, env = "GATEHOUSE_ANONYMOUS_ROLE", global = true, default_value = "anonymous")]
@@ -196,7 +220,25 @@ pub struct Settings {
     pub claims: ClaimsSettings,
     pub hasura: HasuraSettings,
     pub sessions: SessionSettings,
+    pub rbac: RbacSettings,
+    pub admin: AdminSettings,
 }
+
+/// How the admin API at `/api` authenticates callers.
+#[derive(Clone, Default)]
+pub struct AdminSettings {
+    /// SHA-256 of `GATEHOUSE_ADMIN_SECRET`; only the digest is kept in memory.
+    pub secret_digest: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings").field("secret", &self.secret_digest.map(|_| "<set>")).finish()
+    }
+}
+
+/// The shortest admin secret accepted: 128 bits of base64 or hex.
+pub const MIN_ADMIN_SECRET_CHARS: usize = 32;
 
 /// How the Hasura-facing endpoints behave.
 #[derive(Clone, Debug)]
@@ -293,6 +335,26 @@ impl Settings {
             // Only a refresh counts as use, so a shorter idle time would end sessions in use.
             return Err(ConfigError("GATEHOUSE_SESSION_IDLE_TTL must be at least GATEHOUSE_ACCESS_TOKEN_TTL".into()));
         }
+        if let Some(indicator) = &t.permissions_resource {
+            crate::rbac::Indicator::parse(indicator)
+                .map_err(|e| ConfigError(format!("GATEHOUSE_PERMISSIONS_RESOURCE: {e}")))?;
+        }
+        let secret_digest = match env("GATEHOUSE_ADMIN_SECRET").filter(|v| !v.is_empty()) {
+            Some(secret) if secret.chars().count() < MIN_ADMIN_SECRET_CHARS => {
+                return Err(ConfigError(format!(
+                    "GATEHOUSE_ADMIN_SECRET must be at least {MIN_ADMIN_SECRET_CHARS} characters \
+                     (try `openssl rand -base64 32`)"
+                )));
+            }
+            Some(secret) if !secret.chars().all(|c| c.is_ascii_graphic()) => {
+                return Err(ConfigError(
+                    "GATEHOUSE_ADMIN_SECRET must be printable ASCII without spaces: it is sent as a bearer token"
+                        .into(),
+                ));
+            }
+            Some(secret) => Some(sha2::Sha256::digest(secret.as_bytes()).into()),
+            None => None,
+        };
         if t.claims_namespace.trim().is_empty() {
             return Err(ConfigError("GATEHOUSE_CLAIMS_NAMESPACE must not be empty".into()));
         }
@@ -328,6 +390,7 @@ impl Settings {
                 format: t.claims_format,
                 access_ttl_secs: t.access_token_ttl,
                 roles,
+                variables: t.claims_variables.clone(),
             },
             hasura: HasuraSettings {
                 public_path: url::Url::parse(&public_url)
@@ -343,6 +406,15 @@ impl Settings {
                 idle_ttl_secs: t.session_idle_ttl,
                 reuse_grace_secs: t.refresh_reuse_grace,
             },
+            rbac: RbacSettings {
+                management_indicator: format!("{public_url}/api"),
+                permissions_resource: t.permissions_resource.clone(),
+                script_limits: ScriptLimits {
+                    time: Duration::from_millis(t.claims_script_timeout_ms),
+                    memory_bytes: usize::try_from(t.claims_script_memory_mb << 20).unwrap_or(usize::MAX),
+                },
+            },
+            admin: AdminSettings { secret_digest },
             public_url,
         })
     }
@@ -420,6 +492,18 @@ mod tests {
         assert_eq!(s.password_policy.min_length, None);
         assert_eq!(s.password_policy.max_similarity, None);
         assert!(!s.password_policy.reject_common);
+    }
+
+    #[test]
+    fn the_admin_secret_is_kept_as_a_digest_and_must_be_strong() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let s = settings(&[], &[("GATEHOUSE_ADMIN_SECRET", secret)]).unwrap();
+        assert_eq!(s.admin.secret_digest, Some(sha2::Sha256::digest(secret).into()));
+        assert!(!format!("{:?}", s.admin).contains("0123"));
+        assert!(settings(&[], &[("GATEHOUSE_ADMIN_SECRET", "short")]).is_err());
+        assert!(settings(&[], &[("GATEHOUSE_ADMIN_SECRET", "0123456789abcdef 0123456789abcdef")]).is_err());
+        assert_eq!(settings(&[], &[]).unwrap().admin.secret_digest, None);
+        assert_eq!(s.rbac.management_indicator, "http://127.0.0.1:3000/api");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::accounts::{Accounts, Hashing};
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
+use crate::rbac::Rbac;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::tokens::{self, KeyRing, Tokens};
@@ -44,7 +45,15 @@ impl Application {
         let successor_key = tokens.keys().derive_secret("gatehouse refresh-token successor v1");
         let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key);
         let listener = TcpListener::bind((settings.http.host, settings.http.port)).await?;
-        let state = AppState { accounts, tokens, sessions, hasura: Arc::new(settings.hasura.clone()) };
+        let rbac = Rbac::new(accounts.db().clone(), settings.rbac.clone());
+        let state = AppState {
+            accounts,
+            tokens,
+            sessions,
+            rbac,
+            hasura: Arc::new(settings.hasura.clone()),
+            admin: Arc::new(settings.admin.clone()),
+        };
         Ok(Application { listener, state })
     }
 

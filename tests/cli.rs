@@ -336,3 +336,62 @@ fn an_openssh_key_is_explained_not_accepted() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("ssh-keygen -p -m PEM"), "{}", stderr(&out));
 }
+
+/// The Logto–Hasura set-up from a shell script, then `claims test` against a real user.
+async fn rbac_commands_set_up_the_guide_from_a_shell(db: TestDb) {
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let out = run(&db, args, stdin);
+        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let api = "https://example.hasura.app/api";
+    ok(&["migrate"], None);
+    ok(&["resource", "create", api, "--name", "Hasura", "--ttl", "600"], None);
+    ok(&["scope", "create", api, "read:user", "--description", "Read users"], None);
+    ok(&["scope", "create", api, "maintain:user"], None);
+    ok(&["role", "create", "user:reader"], None);
+    ok(&["role", "create", "user:maintainer", "--description", "Maintains users"], None);
+    ok(&["role", "add-scope", "user:reader", api, "read:user"], None);
+    ok(&["role", "add-scope", "user:maintainer", api, "maintain:user"], None);
+    ok(&["user", "create", "alice", "--password-stdin"], Some("a long passphrase\n"));
+    ok(&["role", "assign", "user:reader", "alice"], None);
+    ok(&["role", "assign", "user:maintainer", "alice"], None);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/custom-claims/logto-hasura-guide.js");
+    ok(&["claims", "set", "--script", script.to_str().unwrap(), "--env", "USER_DEFAULT_ROLE_NAMES=user"], None);
+    assert!(ok(&["resource", "list"], None).contains(api));
+    assert!(ok(&["scope", "list", api], None).contains("Read users"));
+    assert!(ok(&["role", "list"], None).contains("Maintains users"));
+    assert!(ok(&["claims", "show"], None).contains("USER_DEFAULT_ROLE_NAMES"));
+
+    let claims: serde_json::Value =
+        serde_json::from_str(&ok(&["claims", "test", "--user", "alice", "--resource", api], None)).unwrap();
+    assert_eq!(claims["aud"], api);
+    assert_eq!(claims["scope"], "maintain:user read:user");
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 600);
+    let hasura = &claims["https://hasura.io/jwt/claims"];
+    assert_eq!(hasura["x-hasura-allowed-roles"], serde_json::json!(["user", "user:maintainer", "user:reader"]));
+
+    let out = run(&db, &["claims", "test", "--user", "alice", "--resource", "https://unknown.example"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a known API resource"), "{}", stderr(&out));
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "const getCustomJwtClaims = ({ api }) => api.denyAccess('closed');").unwrap();
+    ok(&["claims", "set", "--script", bad.path().to_str().unwrap()], None);
+    let out = run(&db, &["claims", "test", "--user", "alice"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("closed"), "{}", stderr(&out));
+
+    let out = run(&db, &["resource", "create", "not-a-uri", "--name", "x"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run(&db, &["role", "create", "user:reader"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    ok(&["role", "unassign", "user:maintainer", "alice"], None);
+    ok(&["role", "remove-scope", "user:reader", api, "read:user"], None);
+    ok(&["scope", "delete", api, "maintain:user"], None);
+    ok(&["role", "delete", "user:maintainer"], None);
+    ok(&["claims", "delete"], None);
+    ok(&["resource", "delete", api], None);
+    assert!(!ok(&["resource", "list"], None).contains(api));
+}
+on_both_backends!(rbac_commands, super::rbac_commands_set_up_the_guide_from_a_shell);

@@ -6,6 +6,7 @@
 
 mod groups;
 pub mod migrate;
+mod rbac;
 mod sessions;
 mod time;
 mod users;
@@ -17,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use self::groups::GroupSummary;
+pub use self::rbac::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow};
 pub use self::sessions::{RefreshRow, Rotation, SessionRow, SessionState};
 pub use self::time::DjangoTime;
 pub use self::users::{NewUserRow, UserRow};

@@ -64,6 +64,16 @@ impl Db {
             .collect())
     }
 
+    /// One page of users, by id.
+    pub async fn users_page(&self, page: super::PageRequest) -> Result<super::Page<UserRow>, DbError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM auth_user ORDER BY id LIMIT $1 OFFSET $2");
+        let count = "SELECT CAST(COUNT(*) AS BIGINT) FROM auth_user";
+        Ok(on_pool!(self, pool => super::Page {
+            items: sqlx::query_as(&sql).bind(page.limit).bind(page.offset).fetch_all(pool).await?,
+            total: sqlx::query_scalar(count).fetch_one(pool).await?,
+        }))
+    }
+
     /// Inserts a user and returns its id.
     pub async fn insert_user(&self, user: &NewUserRow<'_>) -> Result<i32, DbError> {
         let sql = "INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, last_name, \

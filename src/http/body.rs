@@ -73,6 +73,51 @@ impl Fields {
         String::new()
     }
 
+    /// An optional boolean field.
+    pub fn optional_bool(&mut self, object: &Map<String, Value>, name: &'static str) -> Option<bool> {
+        match object.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(value)) => Some(*value),
+            Some(_) => {
+                self.errors.push(field_error(name, "invalid_type", "This field must be true or false."));
+                None
+            }
+        }
+    }
+
+    /// An optional integer field.
+    pub fn optional_integer(&mut self, object: &Map<String, Value>, name: &'static str) -> Option<i64> {
+        match object.get(name) {
+            None | Some(Value::Null) => None,
+            Some(value) => value.as_i64().or_else(|| {
+                self.errors.push(field_error(name, "invalid_type", "This field must be an integer."));
+                None
+            }),
+        }
+    }
+
+    /// A required list of ids (at most 1,000).
+    pub fn id_list(&mut self, object: &Map<String, Value>, name: &'static str) -> Vec<i32> {
+        let ids = match object.get(name) {
+            Some(Value::Array(items)) if items.len() <= 1000 => {
+                items.iter().map(|v| v.as_i64().and_then(|n| i32::try_from(n).ok())).collect::<Option<Vec<_>>>()
+            }
+            Some(Value::Array(_)) => {
+                self.errors.push(field_error(name, "too_long", "At most 1000 ids at once."));
+                return Vec::new();
+            }
+            None | Some(Value::Null) => {
+                self.errors.push(field_error(name, "required", "This field is required."));
+                return Vec::new();
+            }
+            Some(_) => None,
+        };
+        ids.unwrap_or_else(|| {
+            self.errors.push(field_error(name, "invalid_type", "This field must be a list of integer ids."));
+            Vec::new()
+        })
+    }
+
     pub fn push(&mut self, item: ErrorItem) {
         self.errors.push(item);
     }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::accounts::AccountError;
+use crate::rbac::RbacError;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ErrorItem {
@@ -76,6 +77,9 @@ impl From<AccountError> for ApiError {
             AccountError::WeakPassword(violations) => {
                 ApiError::fields(violations.into_iter().map(|v| field_error("password", v.code, v.message)).collect())
             }
+            AccountError::UnknownUser(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no user with that id.")
+            }
             AccountError::Db(db) => {
                 tracing::error!(error = %db, "database error");
                 ApiError::new(
@@ -85,6 +89,28 @@ impl From<AccountError> for ApiError {
                 )
             }
             other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<RbacError> for ApiError {
+    fn from(err: RbacError) -> Self {
+        match err {
+            RbacError::InvalidTarget(message) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                errors: vec![ErrorItem { kind: "InvalidTarget", message, field: None, code: Some("invalid_target") }],
+            },
+            RbacError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("There is no {what} with that id."))
+            }
+            RbacError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "Conflict", message),
+            RbacError::Invalid { field, message } => ApiError::fields(vec![field_error(field, "invalid", message)]),
+            RbacError::Denied(message) => ApiError {
+                status: StatusCode::FORBIDDEN,
+                errors: vec![ErrorItem { kind: "AccessDenied", message, field: None, code: Some("access_denied") }],
+            },
+            RbacError::Db(db) => AccountError::Db(db).into(),
+            other @ (RbacError::CustomClaims(_) | RbacError::Key(_)) => ApiError::internal(&other),
         }
     }
 }

@@ -18,6 +18,7 @@ use super::error::{ApiError, field_error};
 use crate::accounts::{AccountError, NewUser, Password};
 use crate::db::UserRow;
 use crate::django::validators::{UserAttributes, Username};
+use crate::rbac::TokenRequest;
 use crate::sessions::{ClientInfo, IssuedRefresh, SessionError};
 use crate::tokens::{HasuraSession, unix_now};
 
@@ -37,6 +38,9 @@ pub struct TokenResponse {
     pub refresh_expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// The scopes granted on the requested (or default) API resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 pub const REFRESH_COOKIE: &str = "gatehouse_refresh";
@@ -66,6 +70,7 @@ fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
 struct Credentials {
     username: String,
     password: Password,
+    target: Target,
 }
 
 impl Credentials {
@@ -73,8 +78,30 @@ impl Credentials {
         let mut fields = Fields::default();
         let username = fields.required(object, "username");
         let password = fields.required(object, "password");
+        let target = Target::read(&mut fields, object);
         fields.finish()?;
-        Ok(Credentials { username, password: Password::new(password) })
+        Ok(Credentials { username, password: Password::new(password), target })
+    }
+}
+
+/// The optional `resource` (an API resource indicator) and `scope` (space-separated) that a
+/// token is asked for.
+#[derive(Default)]
+struct Target {
+    resource: Option<String>,
+    scope: Option<String>,
+}
+
+impl Target {
+    fn read(fields: &mut Fields, object: &Map<String, Value>) -> Target {
+        let present = |name: &str| !matches!(object.get(name), None | Some(Value::Null));
+        let resource = fields.optional(object, "resource");
+        let scope = fields.optional(object, "scope");
+        Target { resource: present("resource").then_some(resource), scope: present("scope").then_some(scope) }
+    }
+
+    fn request<'a>(&'a self, grant_type: &'a str) -> TokenRequest<'a> {
+        TokenRequest { resource: self.resource.as_deref(), scope: self.scope.as_deref(), grant_type }
     }
 }
 
@@ -90,8 +117,11 @@ pub async fn login(
         .authenticate(&credentials.username, &credentials.password)
         .await?
         .ok_or_else(ApiError::authentication_failed)?;
+    // An unknown resource is refused before a session exists (and only after the password
+    // check, so that it tells nothing to someone without the password).
+    state.rbac.resolve_resource(credentials.target.resource.as_deref()).await?;
     let session = state.sessions.start(&user, &client_info(peer, &headers)).await.map_err(AccountError::from)?;
-    token_response(&state, &user, session).await
+    token_response(&state, &user, session, credentials.target.request("password")).await
 }
 
 /// `POST /webhook/refresh {"refresh_token"}`: rotation, with claims recomputed from the
@@ -102,6 +132,14 @@ pub async fn refresh(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Oversized, malformed or mistyped: the same 401 as an unknown token.
+    let object = match headers.contains_key(header::CONTENT_TYPE) {
+        true => json_object(&headers, body, AUTH_BODY_LIMIT).await.map_err(|_| invalid_refresh_token())?,
+        false => Map::new(),
+    };
+    let mut fields = Fields::default();
+    let target = Target::read(&mut fields, &object);
+    fields.finish()?;
     let token = match cookie_value(&headers, REFRESH_COOKIE).filter(|_| state.hasura.refresh_cookie) {
         // A cookie arrives with any request the browser makes, so it needs proof that our own
         // page sent this one.
@@ -116,16 +154,15 @@ pub async fn refresh(
             }
             cookie.to_owned()
         }
-        // Oversized, malformed, missing or mistyped: the same 401 as an unknown token.
-        None => match json_object(&headers, body, AUTH_BODY_LIMIT).await.map(|mut o| o.remove("refresh_token")) {
-            Ok(Some(Value::String(token))) => token,
+        None => match object.get("refresh_token") {
+            Some(Value::String(token)) => token.clone(),
             _ => return Err(invalid_refresh_token()),
         },
     };
     let refreshed = state.sessions.refresh(&token, &client_info(peer, &headers)).await.map_err(refresh_error)?;
     let user = state.accounts.db().user_by_id(refreshed.user_id).await.map_err(AccountError::from)?;
     let user = user.ok_or_else(invalid_refresh_token)?;
-    token_response(&state, &user, refreshed).await
+    token_response(&state, &user, refreshed, target.request("refresh_token")).await
 }
 
 fn invalid_refresh_token() -> ApiError {
@@ -164,7 +201,11 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bod
         (session.id, session.user_id, current)
     } else {
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
-        let verified = authorization.and_then(|token| state.tokens.verify(token).ok()).ok_or_else(|| {
+        let verified = match authorization {
+            Some(token) => state.verify(token).await.ok(),
+            None => None,
+        };
+        let verified = verified.ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, "InvalidToken", "Send a refresh token or a valid access token.")
         })?;
         let user_id = verified.subject.parse().map_err(|_| invalid_refresh_token())?;
@@ -195,15 +236,19 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bod
 
 /// Signup input that has passed every rule: a valid username, a password the validators
 /// accept, and Django's field limits.
-struct Signup {
-    new_user: NewUser,
+pub(super) struct Signup {
+    pub new_user: NewUser,
+    target: Target,
 }
 
 impl Signup {
-    fn parse(object: &Map<String, Value>, state: &AppState) -> Result<Signup, ApiError> {
+    /// With `password_required` false (the admin API), no password makes an unusable one.
+    pub fn parse(object: &Map<String, Value>, state: &AppState, password_required: bool) -> Result<Signup, ApiError> {
         let mut fields = Fields::default();
         let raw_username = fields.required(object, "username");
-        let password = fields.required(object, "password");
+        let password =
+            if password_required { fields.required(object, "password") } else { fields.optional(object, "password") };
+        let target = Target::read(&mut fields, object);
         let email = fields.optional(object, "email");
         let first_name = fields.optional(object, "first_name");
         let last_name = fields.optional(object, "last_name");
@@ -233,11 +278,12 @@ impl Signup {
         }
         fields.finish()?;
         let Some(username) = username else { return Err(ApiError::invalid_body("username is invalid")) };
-        let mut new_user = NewUser::new(username, Some(Password::new(password)));
+        let password = (!password.is_empty()).then(|| Password::new(password));
+        let mut new_user = NewUser::new(username, password);
         new_user.email = email;
         new_user.first_name = first_name;
         new_user.last_name = last_name;
-        Ok(Signup { new_user })
+        Ok(Signup { new_user, target })
     }
 }
 
@@ -264,18 +310,35 @@ pub async fn signup(
     if !state.hasura.signup {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "SignupDisabled", "Sign-up is turned off on this server."));
     }
-    let signup = Signup::parse(&json_object(&headers, body, AUTH_BODY_LIMIT).await?, &state)?;
+    let signup = Signup::parse(&json_object(&headers, body, AUTH_BODY_LIMIT).await?, &state, true)?;
+    // An unknown resource fails before the user exists, not after.
+    state.rbac.resolve_resource(signup.target.resource.as_deref()).await?;
     let user = state.accounts.create_user(signup.new_user).await?;
+    state.rbac.assign_default_roles(user.id).await.map_err(AccountError::from)?;
     let session = state.sessions.start(&user, &client_info(peer, &headers)).await.map_err(AccountError::from)?;
-    token_response(&state, &user, session).await
+    token_response(&state, &user, session, signup.target.request("password")).await
 }
 
-async fn token_response(state: &AppState, user: &UserRow, session: IssuedRefresh) -> Result<Response, ApiError> {
-    let groups = state.accounts.group_names(user.id).await?;
-    let issued = state
-        .tokens
-        .issue(user, &groups, &session.session_id, session.expires_in)
-        .map_err(|e| ApiError::internal(&e))?;
+async fn token_response(
+    state: &AppState,
+    user: &UserRow,
+    session: IssuedRefresh,
+    request: TokenRequest<'_>,
+) -> Result<Response, ApiError> {
+    let issued = match state
+        .rbac
+        .issue_access_token(&state.tokens, user, &session.session_id, session.expires_in, &request)
+        .await
+    {
+        Ok(issued) => issued,
+        Err(err) => {
+            // A session whose first token was refused (denyAccess, say) must not live on.
+            if request.grant_type == "password" {
+                let _ = state.sessions.revoke(&session.session_id, "token_refused").await;
+            }
+            return Err(err.into());
+        }
+    };
     let mut body = TokenResponse {
         id: user.id,
         username: user.username.clone(),
@@ -284,6 +347,7 @@ async fn token_response(state: &AppState, user: &UserRow, session: IssuedRefresh
         refresh_token: None,
         refresh_expires_in: session.expires_in,
         csrf_token: None,
+        scope: issued.scope,
     };
     if !state.hasura.refresh_cookie {
         body.refresh_token = Some(session.refresh_token);
@@ -309,7 +373,11 @@ async fn audit(state: &AppState, kind: &str, user_id: i32, session_id: &str, det
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(HasuraSession, i32), ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "InvalidToken", "Send a valid access token.");
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
-    let session = token.and_then(|t| state.tokens.verify(t).ok()).ok_or_else(unauthorized)?;
+    let session = match token {
+        Some(token) => state.verify(token).await.ok(),
+        None => None,
+    };
+    let session = session.ok_or_else(unauthorized)?;
     let user_id = session.subject.parse().map_err(|_| unauthorized())?;
     if !state.sessions.is_live(&session.session_id).await.map_err(AccountError::from)? {
         return Err(unauthorized());
@@ -416,9 +484,13 @@ async fn decide(state: &AppState, authorization: Option<&str>, requested_role: O
     let Some(token) = bearer_token(authorization) else {
         return deny("The Authorization header must be `Bearer <token>`.");
     };
-    let session = match state.tokens.verify(token) {
+    let session = match state.verify(token).await {
         Ok(session) => session,
-        Err(err) => return deny(&err.to_string()),
+        Err(super::VerifyError::Token(err)) => return deny(&err.to_string()),
+        Err(super::VerifyError::Db(err)) => {
+            tracing::error!(error = %err, "webhook: cannot read the API resources");
+            return deny("The session cannot be checked right now.");
+        }
     };
     // A revoked session, or one whose user was deactivated, deleted or changed password.
     match state.sessions.is_live(&session.session_id).await {
@@ -446,7 +518,7 @@ async fn decide(state: &AppState, authorization: Option<&str>, requested_role: O
 }
 
 /// `Bearer <token>`: exactly two words, the scheme case-insensitive (RFC 6750).
-fn bearer_token(authorization: &str) -> Option<&str> {
+pub(super) fn bearer_token(authorization: &str) -> Option<&str> {
     let mut words = authorization.split_ascii_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Some(token),

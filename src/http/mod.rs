@@ -1,5 +1,6 @@
 //! The HTTP surface: one router, a module per API surface, one error type ([`error::ApiError`]).
 
+mod admin;
 mod body;
 pub mod error;
 pub mod hasura;
@@ -11,9 +12,11 @@ use axum::Router;
 use axum::routing::{delete, get, post};
 
 use crate::accounts::Accounts;
+use crate::db::DbError;
+use crate::rbac::Rbac;
 use crate::sessions::Sessions;
-use crate::settings::HasuraSettings;
-use crate::tokens::Tokens;
+use crate::settings::{AdminSettings, HasuraSettings};
+use crate::tokens::{HasuraSession, TokenError, Tokens};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -21,7 +24,26 @@ pub struct AppState {
     pub accounts: Accounts,
     pub tokens: Tokens,
     pub sessions: Sessions,
+    pub rbac: Rbac,
     pub hasura: Arc<HasuraSettings>,
+    pub admin: Arc<AdminSettings>,
+}
+
+/// Why a bearer token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl AppState {
+    /// Verifies an access token; its `aud` may also be any API resource's indicator.
+    pub async fn verify(&self, token: &str) -> Result<HasuraSession, VerifyError> {
+        let audiences = self.rbac.audiences().await?;
+        Ok(self.tokens.verify_for(token, &audiences)?)
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -37,5 +59,6 @@ pub fn router(state: AppState) -> Router {
         .route("/webhook/webhook", get(hasura::webhook_get).post(hasura::webhook_post))
         .route("/webhook/jwks", get(hasura::jwks))
         .route("/.well-known/jwks.json", get(hasura::jwks))
+        .nest("/api", admin::router())
         .with_state(state)
 }

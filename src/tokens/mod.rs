@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::db::UserRow;
 
-pub use self::claims::{ClaimsFormat, ClaimsSettings, GroupRoles, RoleSettings};
+pub use self::claims::{ClaimsFormat, ClaimsSettings, Grant, GroupRoles, RoleSettings, SessionVariables, Subject};
 pub use self::keys::{KeyError, KeyRing, KeySettings, SigningAlg};
 
 /// Installs aws-lc-rs as jsonwebtoken's crypto provider, once per process.
@@ -33,6 +33,13 @@ pub struct Tokens {
 #[derive(Clone, Debug)]
 pub struct IssuedToken {
     pub token: String,
+    pub expires_in: u64,
+}
+
+/// The claims of an access token before signing, so that a custom-claims script can see them.
+#[derive(Clone, Debug)]
+pub struct DraftToken {
+    pub claims: Map<String, Value>,
     pub expires_in: u64,
 }
 
@@ -68,6 +75,10 @@ pub struct HasuraSession {
     pub session_id: String,
     /// `sub`: the Django user id.
     pub subject: String,
+    /// `aud`, when the token has one (a resource indicator or the configured audience).
+    pub audience: Option<String>,
+    /// `scope`, split on spaces.
+    pub scopes: Vec<String>,
 }
 
 impl Tokens {
@@ -83,8 +94,31 @@ impl Tokens {
         &self.settings
     }
 
-    /// A signed access token for `user`, whose Django groups are `groups`, in session `sid`.
-    /// It never outlives the session: `exp` is at most `session_expires_in` seconds away.
+    /// The claims of an access token for `subject`, for `grant` when it is for an API resource.
+    pub fn draft(&self, subject: &Subject<'_>, grant: Option<&Grant>) -> DraftToken {
+        let (claims, expires_in) = claims::access_claims(&self.settings, subject, grant, unix_now(), &new_jti());
+        DraftToken { claims, expires_in }
+    }
+
+    /// Merges `custom` claims under the reserved ones and checks that Hasura can still use
+    /// the result; on error the draft is unchanged.
+    pub fn merge_custom(&self, draft: &mut DraftToken, custom: Map<String, Value>) -> Result<(), TokenError> {
+        if custom.is_empty() {
+            return Ok(());
+        }
+        let mut merged = draft.claims.clone();
+        claims::merge_custom(&self.settings, &mut merged, custom);
+        self.session(merged.clone())?;
+        draft.claims = merged;
+        Ok(())
+    }
+
+    pub fn sign(&self, draft: DraftToken) -> Result<IssuedToken, KeyError> {
+        let token = self.keys.sign(&Value::Object(draft.claims))?;
+        Ok(IssuedToken { token, expires_in: draft.expires_in })
+    }
+
+    /// A signed access token without a resource or custom claims.
     pub fn issue(
         &self,
         user: &UserRow,
@@ -92,16 +126,19 @@ impl Tokens {
         session_id: &str,
         session_expires_in: u64,
     ) -> Result<IssuedToken, KeyError> {
-        let ttl = self.settings.access_ttl_secs.min(session_expires_in);
-        let claims = claims::access_claims(&self.settings, user, groups, session_id, unix_now(), ttl, &new_jti());
-        let token = self.keys.sign(&claims)?;
-        Ok(IssuedToken { token, expires_in: ttl })
+        self.sign(self.draft(&Subject { user, groups, session_id, session_expires_in }, None))
+    }
+
+    /// [`Tokens::verify_for`] accepting only the configured audience.
+    pub fn verify(&self, token: &str) -> Result<HasuraSession, TokenError> {
+        self.verify_for(token, &[])
     }
 
     /// Verifies a token the way the webhook must: signature by one of our keys with the
     /// algorithm that key was made for (so `alg: none` and HMAC forgeries fail), `exp` and `nbf`
-    /// without leeway, our issuer and audience, and well-formed Hasura claims.
-    pub fn verify(&self, token: &str) -> Result<HasuraSession, TokenError> {
+    /// without leeway, our issuer, and well-formed Hasura claims. With an audience configured,
+    /// `aud` must be it or one of `resources` (the API resource indicators).
+    pub fn verify_for(&self, token: &str, resources: &[String]) -> Result<HasuraSession, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = 0;
@@ -110,7 +147,9 @@ impl Tokens {
         match &self.settings.audience {
             Some(audience) => {
                 validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-                validation.set_audience(&[audience]);
+                let mut accepted: Vec<&str> = vec![audience];
+                accepted.extend(resources.iter().map(String::as_str));
+                validation.set_audience(&accepted);
             }
             None => {
                 validation.set_required_spec_claims(&["exp", "iss", "sub"]);
@@ -132,6 +171,11 @@ impl Tokens {
         let expires_at = claims.get("exp").and_then(Value::as_u64).ok_or(TokenError::InvalidClaims)?;
         let session_id = claims.get("sid").and_then(Value::as_str).ok_or(TokenError::InvalidClaims)?.to_owned();
         let subject = claims.get("sub").and_then(Value::as_str).ok_or(TokenError::InvalidClaims)?.to_owned();
+        let audience = claims.get("aud").and_then(Value::as_str).map(str::to_owned);
+        let scopes = claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .map_or(Vec::new(), |s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect());
         let hasura = match (self.settings.format, claims.get(&self.settings.namespace)) {
             (ClaimsFormat::Json, Some(Value::Object(object))) => object.clone(),
             (ClaimsFormat::StringifiedJson, Some(Value::String(text))) => {
@@ -163,7 +207,7 @@ impl Tokens {
         if allowed_roles.iter().any(String::is_empty) || !allowed_roles.contains(&default_role) {
             return Err(TokenError::InvalidClaims);
         }
-        Ok(HasuraSession { allowed_roles, default_role, variables, expires_at, session_id, subject })
+        Ok(HasuraSession { allowed_roles, default_role, variables, expires_at, session_id, subject, audience, scopes })
     }
 }
 
