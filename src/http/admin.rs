@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
@@ -80,6 +80,16 @@ struct Admin {
     user_id: Option<i32>,
     session_id: Option<String>,
     ip: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        authorize(state, &parts.headers, peer).await
+    }
 }
 
 async fn authorize(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Admin, ApiError> {
@@ -261,29 +271,34 @@ fn paged_map<T, V: Serialize>(page: Page<T>, view: impl Fn(T) -> V) -> Response 
     paged(Page { items: page.items.into_iter().map(view).collect::<Vec<_>>(), total: page.total })
 }
 
-/// The JSON body of an admin request.
-async fn body(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, ApiError> {
-    json_object(headers, body, ADMIN_BODY_LIMIT).await
+/// The JSON object body of an admin request (after the caller is authorized: extractors run
+/// in order, and [`Admin`] comes first in every handler).
+struct JsonBody(Map<String, Value>);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        Ok(JsonBody(json_object(&parts.headers, body, ADMIN_BODY_LIMIT).await?))
+    }
 }
 
 fn parsed<T>(fields: &mut Fields, name: &'static str, result: Result<T, String>) -> Option<T> {
     result.map_err(|message| fields.push(field_error(name, "invalid", message))).ok()
 }
 
-type Peer = ConnectInfo<SocketAddr>;
 type Q = RawQuery;
 
-async fn list_resources(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, RawQuery(q): Q) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_resources(State(s): State<AppState>, _: Admin, RawQuery(q): Q) -> ApiResult {
     let page = page(&q)?;
     Ok(paged_map(s.rbac.db().resources(page).await.map_err(RbacError::from)?, ResourceView::from))
 }
 
 type ApiResult = Result<Response, ApiError>;
 
-async fn create_resource(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, b: Body) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
-    let object = body(&h, b).await?;
+async fn create_resource(State(s): State<AppState>, admin: Admin, JsonBody(b): JsonBody) -> ApiResult {
+    let object = b;
     let mut fields = Fields::default();
     let name = fields.required(&object, "name");
     let indicator = fields.required(&object, "indicator");
@@ -308,26 +323,18 @@ fn check_name(fields: &mut Fields, name: &'static str, value: &str, max: usize) 
     }
 }
 
-async fn get_resource(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(i): Path<String>,
-) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn get_resource(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
     Ok(Json(ResourceView::from(s.rbac.resource(id(&i)?).await?)).into_response())
 }
 
 async fn update_resource(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let resource_id = id(&i)?;
-    let object = body(&h, b).await?;
+    let object = b;
     let mut fields = Fields::default();
     let name = object.contains_key("name").then(|| fields.required(&object, "name"));
     if let Some(name) = &name {
@@ -342,13 +349,7 @@ async fn update_resource(
     Ok(Json(ResourceView::from(resource)).into_response())
 }
 
-async fn delete_resource(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(i): Path<String>,
-) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
+async fn delete_resource(State(s): State<AppState>, admin: Admin, Path(i): Path<String>) -> ApiResult {
     let resource_id = id(&i)?;
     s.rbac.delete_resource(resource_id).await?;
     audit(&s, &admin, "admin.resource.delete", format!("resource {resource_id}")).await;
@@ -357,14 +358,12 @@ async fn delete_resource(
 
 async fn set_default_resource(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let resource_id = id(&i)?;
-    let object = body(&h, b).await?;
+    let object = b;
     let mut fields = Fields::default();
     let is_default = fields.optional_bool(&object, "isDefault");
     if is_default.is_none() && fields.errors.is_empty() {
@@ -377,13 +376,7 @@ async fn set_default_resource(
     Ok(Json(ResourceView::from(resource)).into_response())
 }
 
-async fn list_scopes(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(i): Path<String>,
-) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_scopes(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
     let scopes = s.rbac.scopes(id(&i)?).await?;
     Ok(Json(scopes.into_iter().map(ScopeView::from).collect::<Vec<_>>()).into_response())
 }
@@ -410,14 +403,12 @@ fn scope_fields(
 
 async fn create_scope(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let resource_id = id(&i)?;
-    let (name, description) = scope_fields(&body(&h, b).await?, true)?;
+    let (name, description) = scope_fields(&b, true)?;
     let Some(name) = name else { return Err(ApiError::invalid_body("name is invalid")) };
     let scope = s.rbac.create_scope(resource_id, &name, description.as_deref().unwrap_or("")).await?;
     audit(&s, &admin, "admin.scope.create", format!("scope {} {} of resource {resource_id}", scope.id, scope.name))
@@ -427,14 +418,12 @@ async fn create_scope(
 
 async fn update_scope(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path((i, scope_id)): Path<(String, String)>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let (resource_id, scope_id) = (id(&i)?, id(&scope_id)?);
-    let (name, description) = scope_fields(&body(&h, b).await?, false)?;
+    let (name, description) = scope_fields(&b, false)?;
     let scope = s.rbac.update_scope(resource_id, scope_id, name.as_ref(), description.as_deref()).await?;
     audit(&s, &admin, "admin.scope.update", format!("scope {scope_id} of resource {resource_id}")).await;
     Ok(Json(ScopeView::from(scope)).into_response())
@@ -442,26 +431,22 @@ async fn update_scope(
 
 async fn delete_scope(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path((i, scope_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let (resource_id, scope_id) = (id(&i)?, id(&scope_id)?);
     s.rbac.delete_scope(resource_id, scope_id).await?;
     audit(&s, &admin, "admin.scope.delete", format!("scope {scope_id} of resource {resource_id}")).await;
     Ok(no_content())
 }
 
-async fn list_roles(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, RawQuery(q): Q) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_roles(State(s): State<AppState>, _: Admin, RawQuery(q): Q) -> ApiResult {
     let page = page(&q)?;
     Ok(paged_map(s.rbac.roles(page).await?, RoleView::from))
 }
 
-async fn create_role(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, b: Body) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
-    let object = body(&h, b).await?;
+async fn create_role(State(s): State<AppState>, admin: Admin, JsonBody(b): JsonBody) -> ApiResult {
+    let object = b;
     let mut fields = Fields::default();
     let name = fields.required(&object, "name");
     let name = if name.is_empty() { None } else { parsed(&mut fields, "name", RoleName::parse(&name)) };
@@ -481,21 +466,18 @@ async fn create_role(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderM
     Ok(created(RoleView::from(role)))
 }
 
-async fn get_role(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, Path(i): Path<String>) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn get_role(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
     Ok(Json(RoleView::from(s.rbac.role(id(&i)?).await?)).into_response())
 }
 
 async fn update_role(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let role_id = id(&i)?;
-    let object = body(&h, b).await?;
+    let object = b;
     let mut fields = Fields::default();
     let name = match object.contains_key("name") {
         true => {
@@ -519,48 +501,33 @@ async fn update_role(
     Ok(Json(RoleView::from(role)).into_response())
 }
 
-async fn delete_role(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(i): Path<String>,
-) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
+async fn delete_role(State(s): State<AppState>, admin: Admin, Path(i): Path<String>) -> ApiResult {
     let role_id = id(&i)?;
     s.rbac.delete_role(role_id).await?;
     audit(&s, &admin, "admin.role.delete", format!("role {role_id}")).await;
     Ok(no_content())
 }
 
-async fn list_role_scopes(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(i): Path<String>,
-) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_role_scopes(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
     let scopes = s.rbac.role_scopes(id(&i)?).await?;
     Ok(Json(scopes.into_iter().map(role_scope_view).collect::<Vec<_>>()).into_response())
 }
 
-async fn ids_body(h: &HeaderMap, b: Body, name: &'static str) -> Result<Vec<i32>, ApiError> {
-    let object = body(h, b).await?;
+fn ids_of(object: &Map<String, Value>, name: &'static str) -> Result<Vec<i32>, ApiError> {
     let mut fields = Fields::default();
-    let ids = fields.id_list(&object, name);
+    let ids = fields.id_list(object, name);
     fields.finish()?;
     Ok(ids)
 }
 
 async fn add_role_scopes(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let role_id = id(&i)?;
-    let scope_ids = ids_body(&h, b, "scopeIds").await?;
+    let scope_ids = ids_of(&b, "scopeIds")?;
     s.rbac.add_role_scopes(role_id, &scope_ids).await?;
     audit(&s, &admin, "admin.role.scopes.add", format!("role {role_id} scopes {scope_ids:?}")).await;
     let scopes = s.rbac.role_scopes(role_id).await?;
@@ -569,39 +536,28 @@ async fn add_role_scopes(
 
 async fn remove_role_scope(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path((i, scope_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let (role_id, scope_id) = (id(&i)?, id(&scope_id)?);
     s.rbac.remove_role_scope(role_id, scope_id).await?;
     audit(&s, &admin, "admin.role.scopes.remove", format!("role {role_id} scope {scope_id}")).await;
     Ok(no_content())
 }
 
-async fn list_role_users(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(i): Path<String>,
-    RawQuery(q): Q,
-) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_role_users(State(s): State<AppState>, _: Admin, Path(i): Path<String>, RawQuery(q): Q) -> ApiResult {
     let (role_id, page) = (id(&i)?, page(&q)?);
     Ok(paged_map(s.rbac.role_users(role_id, page).await?, user_view))
 }
 
 async fn add_role_users(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let role_id = id(&i)?;
-    let user_ids = ids_body(&h, b, "userIds").await?;
+    let user_ids = ids_of(&b, "userIds")?;
     s.rbac.add_role_users(role_id, &user_ids).await?;
     audit(&s, &admin, "admin.role.users.add", format!("role {role_id} users {user_ids:?}")).await;
     Ok(StatusCode::CREATED.into_response())
@@ -609,47 +565,40 @@ async fn add_role_users(
 
 async fn remove_role_user(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path((i, user_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let (role_id, user_id) = (id(&i)?, id(&user_id)?);
     s.rbac.remove_role_user(role_id, user_id).await?;
     audit(&s, &admin, "admin.role.users.remove", format!("role {role_id} user {user_id}")).await;
     Ok(no_content())
 }
 
-async fn list_users(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, RawQuery(q): Q) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_users(State(s): State<AppState>, _: Admin, RawQuery(q): Q) -> ApiResult {
     let page = page(&q)?;
     Ok(paged_map(s.rbac.db().users_page(page).await.map_err(RbacError::from)?, user_view))
 }
 
-async fn create_user(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, b: Body) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
-    let signup = Signup::parse(&body(&h, b).await?, &s, false)?;
+async fn create_user(State(s): State<AppState>, admin: Admin, JsonBody(b): JsonBody) -> ApiResult {
+    let signup = Signup::parse(&b, &s, false)?;
     let user = s.accounts.create_user(signup.new_user).await?;
     s.rbac.assign_default_roles(user.id).await.map_err(RbacError::from)?;
     audit(&s, &admin, "admin.user.create", format!("user {} {}", user.id, user.username)).await;
     Ok(created(user_view(user)))
 }
 
-async fn get_user(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, Path(i): Path<String>) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn get_user(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
     Ok(Json(user_view(s.rbac.user(id(&i)?).await?)).into_response())
 }
 
 async fn suspend_user(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let user_id = id(&i)?;
-    let object = body(&h, b).await?;
+    let object = b;
     let user = s.rbac.user(user_id).await?;
     let mut fields = Fields::default();
     let suspended = fields.optional_bool(&object, "isSuspended");
@@ -665,14 +614,12 @@ async fn suspend_user(
 
 async fn set_user_password(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let user_id = id(&i)?;
-    let object = body(&h, b).await?;
+    let object = b;
     let user = s.rbac.user(user_id).await?;
     let mut fields = Fields::default();
     let password = fields.required(&object, "password");
@@ -682,21 +629,14 @@ async fn set_user_password(
     Ok(Json(user_view(s.rbac.user(user.id).await?)).into_response())
 }
 
-async fn list_user_roles(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(i): Path<String>,
-) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_user_roles(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
     let roles = s.rbac.user_roles(id(&i)?).await?;
     Ok(Json(roles.into_iter().map(RoleView::from).collect::<Vec<_>>()).into_response())
 }
 
-async fn assign_roles(s: AppState, p: SocketAddr, h: HeaderMap, i: String, b: Body, replace: bool) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
+async fn assign_roles(s: AppState, admin: Admin, i: String, b: Map<String, Value>, replace: bool) -> ApiResult {
     let user_id = id(&i)?;
-    let role_ids = ids_body(&h, b, "roleIds").await?;
+    let role_ids = ids_of(&b, "roleIds")?;
     s.rbac.assign_user_roles(user_id, &role_ids, replace).await?;
     let kind = if replace { "admin.user.roles.replace" } else { "admin.user.roles.add" };
     audit(&s, &admin, kind, format!("user {user_id} roles {role_ids:?}")).await;
@@ -706,31 +646,27 @@ async fn assign_roles(s: AppState, p: SocketAddr, h: HeaderMap, i: String, b: Bo
 
 async fn add_user_roles(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    assign_roles(s, p, h, i, b, false).await
+    assign_roles(s, admin, i, b, false).await
 }
 
 async fn replace_user_roles(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(i): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    assign_roles(s, p, h, i, b, true).await
+    assign_roles(s, admin, i, b, true).await
 }
 
 async fn remove_user_role(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path((i, role_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let (user_id, role_id) = (id(&i)?, id(&role_id)?);
     s.rbac.user(user_id).await?;
     s.rbac.remove_role_user(role_id, user_id).await?;
@@ -744,8 +680,7 @@ fn token_type(text: &str) -> Result<TokenType, ApiError> {
     })
 }
 
-async fn list_claims_configs(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn list_claims_configs(State(s): State<AppState>, _: Admin) -> ApiResult {
     let mut list = Vec::new();
     for kind in [TokenType::AccessToken, TokenType::ClientCredentials] {
         if let Some(config) = s.rbac.custom_claims().config(kind).await.map_err(RbacError::from)? {
@@ -755,13 +690,7 @@ async fn list_claims_configs(State(s): State<AppState>, ConnectInfo(p): Peer, h:
     Ok(Json(list).into_response())
 }
 
-async fn get_claims_config(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(t): Path<String>,
-) -> ApiResult {
-    authorize(&s, &h, p).await?;
+async fn get_claims_config(State(s): State<AppState>, _: Admin, Path(t): Path<String>) -> ApiResult {
     let config = s.rbac.custom_claims().config(token_type(&t)?).await.map_err(RbacError::from)?;
     let config = config.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "NotFound", "No script is configured."))?;
     Ok(Json(config).into_response())
@@ -809,27 +738,23 @@ async fn store_claims_config(s: &AppState, admin: &Admin, kind: TokenType, confi
 
 async fn put_claims_config(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(t): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let kind = token_type(&t)?;
-    let config = claims_config(&body(&h, b).await?, None)?;
+    let config = claims_config(&b, None)?;
     store_claims_config(&s, &admin, kind, config).await
 }
 
 async fn patch_claims_config(
     State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
+    admin: Admin,
     Path(t): Path<String>,
-    b: Body,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
     let kind = token_type(&t)?;
-    let object = body(&h, b).await?;
+    let object = b;
     let current = s.rbac.custom_claims().config(kind).await.map_err(RbacError::from)?;
     let current =
         current.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "NotFound", "No script is configured."))?;
@@ -837,13 +762,7 @@ async fn patch_claims_config(
     store_claims_config(&s, &admin, kind, config).await
 }
 
-async fn delete_claims_config(
-    State(s): State<AppState>,
-    ConnectInfo(p): Peer,
-    h: HeaderMap,
-    Path(t): Path<String>,
-) -> ApiResult {
-    let admin = authorize(&s, &h, p).await?;
+async fn delete_claims_config(State(s): State<AppState>, admin: Admin, Path(t): Path<String>) -> ApiResult {
     let kind = token_type(&t)?;
     if !s.rbac.custom_claims().delete(kind).await.map_err(RbacError::from)? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "No script is configured."));
@@ -855,9 +774,8 @@ async fn delete_claims_config(
 /// `POST /api/configs/jwt-customizer/test`: runs a script on a sample `token` and `context`
 /// (or the real context of `userId`) without storing it. Script failures are 403 `denied`
 /// and 422 for the others, with the kind as `code`.
-async fn test_claims_script(State(s): State<AppState>, ConnectInfo(p): Peer, h: HeaderMap, b: Body) -> ApiResult {
-    authorize(&s, &h, p).await?;
-    let object = body(&h, b).await?;
+async fn test_claims_script(State(s): State<AppState>, _: Admin, JsonBody(b): JsonBody) -> ApiResult {
+    let object = b;
     let config = claims_config(&object, None)?;
     let mut fields = Fields::default();
     let user_id = fields.optional_integer(&object, "userId");
