@@ -1,5 +1,6 @@
 //! The command line: `gatehouse serve | migrate | user … | group … | resource … | role …`.
 
+mod apps;
 mod rbac;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -77,6 +78,9 @@ pub enum Command {
     /// Manage and test the custom claims scripts (getCustomJwtClaims)
     #[command(subcommand)]
     Claims(rbac::ClaimsCommand),
+    /// Manage the OIDC provider's applications (clients)
+    #[command(subcommand)]
+    App(apps::AppCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +284,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Resource(command) => rbac::resource(&rbac_service(&settings).await?, command).await,
         Command::Scope(command) => rbac::scope(&rbac_service(&settings).await?, command).await,
         Command::Role(command) => rbac::role(&rbac_service(&settings).await?, command).await,
+        Command::App(command) => apps::app(&rbac_service(&settings).await?, command).await,
         Command::Claims(command) => {
             let accounts = connect(&settings).await?;
             let rbac = crate::rbac::Rbac::new(accounts.db().clone(), settings.rbac.clone());

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::accounts::{Accounts, Hashing};
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
+use crate::oidc::Applications;
 use crate::rbac::Rbac;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
@@ -46,11 +47,13 @@ impl Application {
         let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key);
         let listener = TcpListener::bind((settings.http.host, settings.http.port)).await?;
         let rbac = Rbac::new(accounts.db().clone(), settings.rbac.clone());
+        let applications = Applications::new(accounts.db().clone());
         let state = AppState {
             accounts,
             tokens,
             sessions,
             rbac,
+            applications,
             hasura: Arc::new(settings.hasura.clone()),
             admin: Arc::new(settings.admin.clone()),
         };

@@ -395,3 +395,38 @@ async fn rbac_commands_set_up_the_guide_from_a_shell(db: TestDb) {
     assert!(!ok(&["resource", "list"], None).contains(api));
 }
 on_both_backends!(rbac_commands, super::rbac_commands_set_up_the_guide_from_a_shell);
+
+async fn app_commands_register_clients(db: TestDb) {
+    assert!(run(&db, &["migrate"], None).status.success());
+    let out = run(
+        &db,
+        &["app", "create", "--name", "Portal", "--type", "web", "--redirect-uri", "https://portal.example/cb"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let field = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::to_owned).unwrap_or_default()
+    };
+    let (id, secret) = (field("client_id"), field("client_secret"));
+    assert_eq!(id.len(), 21, "{text}");
+    assert_eq!(secret.len(), 43, "{text}");
+    let out = run(&db, &["app", "list"], None);
+    assert!(stdout(&out).contains(&id) && !stdout(&out).contains(&secret), "{}", stdout(&out));
+    let out = run(&db, &["app", "rotate-secret", &id], None);
+    assert!(out.status.success() && !stdout(&out).contains(&secret), "{}", stderr(&out));
+    let out = run(&db, &["app", "create", "--name", "Bad", "--type", "spa", "--redirect-uri", "/relative"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run(&db, &["app", "create", "--name", "Cron", "--type", "machine"], None);
+    assert!(out.status.success());
+    let cron = stdout(&out).lines().find_map(|l| l.strip_prefix("client_id: ")).unwrap().to_owned();
+    assert!(run(&db, &["role", "create", "bots", "--type", "machine"], None).status.success());
+    assert!(run(&db, &["role", "create", "people"], None).status.success());
+    let out = run(&db, &["app", "add-role", &cron, "bots"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&db, &["app", "add-role", &cron, "people"], None);
+    assert_eq!(out.status.code(), Some(2), "a user role: {}", stderr(&out));
+    assert!(run(&db, &["app", "delete", &id], None).status.success());
+    assert_eq!(run(&db, &["app", "delete", &id], None).status.code(), Some(1));
+}
+on_both_backends!(app_commands, super::app_commands_register_clients);

@@ -46,6 +46,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/users/{id}/roles"),
     ("PUT", "/api/users/{id}/roles"),
     ("DELETE", "/api/users/{id}/roles/{roleId}"),
+    ("GET", "/api/applications"),
+    ("POST", "/api/applications"),
+    ("GET", "/api/applications/{id}"),
+    ("PATCH", "/api/applications/{id}"),
+    ("DELETE", "/api/applications/{id}"),
+    ("POST", "/api/applications/{id}/secret"),
+    ("GET", "/api/applications/{id}/roles"),
+    ("POST", "/api/applications/{id}/roles"),
+    ("DELETE", "/api/applications/{id}/roles/{roleId}"),
     ("GET", "/api/configs/jwt-customizer"),
     ("POST", "/api/configs/jwt-customizer/test"),
     ("GET", "/api/configs/jwt-customizer/{tokenType}"),
@@ -130,7 +139,15 @@ fn template_parameters(path: &str) -> Vec<String> {
     path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}')).map(str::to_owned).collect()
 }
 
-/// The path with every parameter filled: an id that names nothing, or a real token type.
+/// The JSON Schema type of a path parameter: strings for the token type and for the client id of
+/// an application, integers (database ids) for everything else.
+fn parameter_type(path: &str, name: &str) -> &'static str {
+    let application_id = name == "id" && path.starts_with("/api/applications/");
+    if name == "tokenType" || application_id { "string" } else { "integer" }
+}
+
+/// The path with every parameter filled: an id that names nothing (for a string client id too,
+/// where it is an unknown client id), or a real token type.
 fn concrete(path: &str) -> String {
     let mut out = path.to_owned();
     for name in template_parameters(path) {
@@ -190,7 +207,7 @@ async fn the_document_describes_exactly_the_admin_routes() {
     let unrouted: Vec<_> = documented.difference(&routed).collect();
     assert!(undocumented.is_empty() && unrouted.is_empty(), "undocumented: {undocumented:?}; unknown: {unrouted:?}");
 
-    // Path parameters are declared, and are integers but for the token type.
+    // Path parameters are declared, and are integers but for the token type and application ids.
     for (method, path, operation) in operations(&doc) {
         let declared: BTreeSet<String> = operation["parameters"]
             .as_array()
@@ -199,7 +216,7 @@ async fn the_document_describes_exactly_the_admin_routes() {
             .into_iter()
             .map(|p| {
                 assert_eq!(p["required"], true, "{method} {path}: path parameter {}", p["name"]);
-                let expected = if p["name"] == "tokenType" { "string" } else { "integer" };
+                let expected = parameter_type(&path, p["name"].as_str().unwrap_or_default());
                 assert_eq!(p["schema"]["type"], expected, "{method} {path}: {}", p["name"]);
                 p["name"].as_str().unwrap().to_owned()
             })

@@ -138,7 +138,7 @@ fn usage<T>(result: Result<T, String>) -> Result<T, Failure> {
 }
 
 /// Records an operator's change, as the admin API does for its callers.
-async fn audit(rbac: &Rbac, kind: &str, detail: String) -> Result<(), Failure> {
+pub(super) async fn audit(rbac: &Rbac, kind: &str, detail: String) -> Result<(), Failure> {
     let detail = format!("{detail} (by the command line)");
     rbac.db().audit(kind, None, None, None, &detail).await.map_err(|e| Failure::from(AccountError::from(e)))
 }

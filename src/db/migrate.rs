@@ -165,6 +165,46 @@ pub const MIGRATIONS: &[Migration] = &[
         );
     ",
     },
+    Migration {
+        version: 3,
+        name: "0003_applications",
+        sqlite: "
+        CREATE TABLE gatehouse_application (
+            id varchar(32) NOT NULL PRIMARY KEY,
+            name varchar(128) NOT NULL,
+            type varchar(16) NOT NULL CHECK (type IN ('spa', 'native', 'web', 'machine')),
+            secret_digest varchar(64) NULL,
+            redirect_uris text NOT NULL,
+            post_logout_redirect_uris text NOT NULL,
+            is_third_party bool NOT NULL,
+            created_at datetime NOT NULL
+        );
+        CREATE TABLE gatehouse_application_role (
+            application_id varchar(32) NOT NULL REFERENCES gatehouse_application (id) ON DELETE CASCADE,
+            group_id integer NOT NULL REFERENCES auth_group (id) ON DELETE CASCADE,
+            PRIMARY KEY (application_id, group_id)
+        );
+        CREATE INDEX gatehouse_application_role_group_id ON gatehouse_application_role (group_id);
+    ",
+        postgres: "
+        CREATE TABLE gatehouse_application (
+            id varchar(32) NOT NULL PRIMARY KEY,
+            name varchar(128) NOT NULL,
+            type varchar(16) NOT NULL CHECK (type IN ('spa', 'native', 'web', 'machine')),
+            secret_digest varchar(64) NULL,
+            redirect_uris text NOT NULL,
+            post_logout_redirect_uris text NOT NULL,
+            is_third_party boolean NOT NULL,
+            created_at timestamptz NOT NULL
+        );
+        CREATE TABLE gatehouse_application_role (
+            application_id varchar(32) NOT NULL REFERENCES gatehouse_application (id) ON DELETE CASCADE,
+            group_id integer NOT NULL REFERENCES auth_group (id) ON DELETE CASCADE,
+            PRIMARY KEY (application_id, group_id)
+        );
+        CREATE INDEX gatehouse_application_role_group_id ON gatehouse_application_role (group_id);
+    ",
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

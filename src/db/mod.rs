@@ -4,6 +4,7 @@
 //! [`on_pool!`], which expands the same code once per backend. The sqlx `Any` driver is not an
 //! option: it cannot decode Django's `bool` and `datetime` columns.
 
+mod applications;
 mod groups;
 pub mod migrate;
 mod rbac;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use self::applications::ApplicationRow;
 pub use self::groups::GroupSummary;
 pub use self::rbac::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow};
 pub use self::sessions::{RefreshRow, Rotation, SessionRow, SessionState};

@@ -27,6 +27,7 @@ use super::error::{ApiError, field_error};
 use super::hasura::Signup;
 use crate::accounts::{AccountError, Password};
 use crate::db::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow, UserRow};
+use crate::oidc::{AppType, CreatedApplication, NewApplication, RedirectUri};
 use crate::rbac::custom_claims::{CustomClaimsConfig, PutError, TokenType, script_input};
 use crate::rbac::script::{ClaimsScript, ScriptError};
 use crate::rbac::{ADMIN_SCOPE, DEFAULT_RESOURCE_TTL, Indicator, RbacError, RoleName, RoleType, ScopeName, parse_ttl};
@@ -54,6 +55,11 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/password", patch(set_user_password))
         .route("/users/{id}/roles", get(list_user_roles).post(add_user_roles).put(replace_user_roles))
         .route("/users/{id}/roles/{role_id}", axum::routing::delete(remove_user_role))
+        .route("/applications", get(list_applications).post(create_application))
+        .route("/applications/{id}", get(get_application).patch(update_application).delete(delete_application))
+        .route("/applications/{id}/secret", axum::routing::post(rotate_application_secret))
+        .route("/applications/{id}/roles", get(list_application_roles).post(add_application_roles))
+        .route("/applications/{id}/roles/{role_id}", axum::routing::delete(remove_application_role))
         .route("/configs/jwt-customizer", get(list_claims_configs))
         .route("/configs/jwt-customizer/test", axum::routing::post(test_claims_script))
         .route(
@@ -671,6 +677,131 @@ async fn remove_user_role(
     s.rbac.user(user_id).await?;
     s.rbac.remove_role_user(role_id, user_id).await?;
     audit(&s, &admin, "admin.user.roles.remove", format!("user {user_id} role {role_id}")).await;
+    Ok(no_content())
+}
+
+/// A list of redirect URIs in a body; `None` when the field is absent.
+fn redirect_uris(fields: &mut Fields, object: &Map<String, Value>, name: &'static str) -> Option<Vec<RedirectUri>> {
+    let items = match object.get(name) {
+        None | Some(Value::Null) => return None,
+        Some(Value::Array(items)) if items.len() <= 32 => items,
+        Some(Value::Array(_)) => {
+            fields.push(field_error(name, "too_long", "At most 32 URIs."));
+            return None;
+        }
+        Some(_) => {
+            fields.push(field_error(name, "invalid_type", "This field must be a list of URIs."));
+            return None;
+        }
+    };
+    let parsed: Result<Vec<RedirectUri>, String> = items
+        .iter()
+        .map(|item| item.as_str().ok_or_else(|| "Each URI must be a string.".to_owned()))
+        .map(|uri| uri.and_then(RedirectUri::parse))
+        .collect();
+    parsed.map_err(|message| fields.push(field_error(name, "invalid", message))).ok()
+}
+
+async fn list_applications(State(s): State<AppState>, _: Admin) -> ApiResult {
+    Ok(Json(s.applications.list().await?).into_response())
+}
+
+async fn create_application(State(s): State<AppState>, admin: Admin, JsonBody(b): JsonBody) -> ApiResult {
+    let mut fields = Fields::default();
+    let name = fields.required(&b, "name");
+    check_name(&mut fields, "name", &name, 128);
+    let app_type = match b.get("type") {
+        Some(Value::String(text)) => parsed(&mut fields, "type", AppType::parse(text)),
+        None | Some(Value::Null) => {
+            fields.push(field_error("type", "required", "This field is required."));
+            None
+        }
+        Some(_) => parsed(&mut fields, "type", Err("An application type is spa, native, web or machine.".into())),
+    };
+    let uris = redirect_uris(&mut fields, &b, "redirectUris").unwrap_or_default();
+    let post_logout = redirect_uris(&mut fields, &b, "postLogoutRedirectUris").unwrap_or_default();
+    let is_third_party = fields.optional_bool(&b, "isThirdParty").unwrap_or(false);
+    fields.finish()?;
+    let Some(app_type) = app_type else { return Err(ApiError::invalid_body("type is invalid")) };
+    let new =
+        NewApplication { name, app_type, redirect_uris: uris, post_logout_redirect_uris: post_logout, is_third_party };
+    let created = s.applications.create(&new).await?;
+    audit(&s, &admin, "admin.application.create", format!("application {}", created.application.id)).await;
+    Ok(created_response(created))
+}
+
+fn created_response(body: CreatedApplication) -> Response {
+    let mut response = created(body);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn get_application(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
+    Ok(Json(s.applications.get(&i).await?).into_response())
+}
+
+async fn update_application(
+    State(s): State<AppState>,
+    admin: Admin,
+    Path(i): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult {
+    let mut fields = Fields::default();
+    let name = b.contains_key("name").then(|| fields.required(&b, "name"));
+    if let Some(name) = &name {
+        check_name(&mut fields, "name", name, 128);
+    }
+    let uris = redirect_uris(&mut fields, &b, "redirectUris");
+    let post_logout = redirect_uris(&mut fields, &b, "postLogoutRedirectUris");
+    if b.contains_key("type") {
+        fields.push(field_error("type", "read_only", "An application's type cannot change; make a new one."));
+    }
+    fields.finish()?;
+    let app = s.applications.update(&i, name, uris, post_logout).await?;
+    audit(&s, &admin, "admin.application.update", format!("application {i}")).await;
+    Ok(Json(app).into_response())
+}
+
+async fn delete_application(State(s): State<AppState>, admin: Admin, Path(i): Path<String>) -> ApiResult {
+    s.applications.delete(&i).await?;
+    audit(&s, &admin, "admin.application.delete", format!("application {i}")).await;
+    Ok(no_content())
+}
+
+async fn rotate_application_secret(State(s): State<AppState>, admin: Admin, Path(i): Path<String>) -> ApiResult {
+    let secret = s.applications.rotate_secret(&i).await?;
+    audit(&s, &admin, "admin.application.secret", format!("application {i}")).await;
+    let mut response = Json(json!({ "secret": secret })).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn list_application_roles(State(s): State<AppState>, _: Admin, Path(i): Path<String>) -> ApiResult {
+    let roles = s.applications.roles(&i).await?;
+    Ok(Json(roles.into_iter().map(RoleView::from).collect::<Vec<_>>()).into_response())
+}
+
+async fn add_application_roles(
+    State(s): State<AppState>,
+    admin: Admin,
+    Path(i): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult {
+    let role_ids = ids_of(&b, "roleIds")?;
+    s.applications.add_roles(&i, &role_ids).await?;
+    audit(&s, &admin, "admin.application.roles.add", format!("application {i} roles {role_ids:?}")).await;
+    let roles = s.applications.roles(&i).await?;
+    Ok(created(roles.into_iter().map(RoleView::from).collect::<Vec<_>>()))
+}
+
+async fn remove_application_role(
+    State(s): State<AppState>,
+    admin: Admin,
+    Path((i, role_id)): Path<(String, String)>,
+) -> ApiResult {
+    let role_id = id(&role_id)?;
+    s.applications.remove_role(&i, role_id).await?;
+    audit(&s, &admin, "admin.application.roles.remove", format!("application {i} role {role_id}")).await;
     Ok(no_content())
 }
 

@@ -13,6 +13,7 @@ use axum::routing::{delete, get, post};
 
 use crate::accounts::Accounts;
 use crate::db::DbError;
+use crate::oidc::Applications;
 use crate::rbac::Rbac;
 use crate::sessions::Sessions;
 use crate::settings::{AdminSettings, HasuraSettings};
@@ -25,6 +26,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub sessions: Sessions,
     pub rbac: Rbac,
+    pub applications: Applications,
     pub hasura: Arc<HasuraSettings>,
     pub admin: Arc<AdminSettings>,
 }
