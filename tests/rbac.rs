@@ -594,6 +594,13 @@ async fn bad_admin_input_is_refused_and_changes_nothing(db: TestDb) {
         (
             Method::PUT,
             "/api/configs/jwt-customizer/access-token".into(),
+            json!({"script": "while (true) {}"}),
+            400,
+            "InvalidField",
+        ),
+        (
+            Method::PUT,
+            "/api/configs/jwt-customizer/access-token".into(),
             json!({"script": GUIDE_SCRIPT, "environmentVariables": {"A": 1}}),
             400,
             "InvalidField",

@@ -929,7 +929,7 @@ async fn test_claims_script(State(s): State<AppState>, _: Admin, JsonBody(b): Js
         let user = s.rbac.user(i32::try_from(user_id).map_err(|_| RbacError::NotFound("user"))?).await?;
         context = json!({ "user": s.rbac.user_context(&user).await.map_err(RbacError::from)? });
     }
-    let script = config.validate(s.rbac.custom_claims().limits()).map_err(|(field, message)| ApiError {
+    let script = config.validate(s.rbac.custom_claims().limits()).await.map_err(|(field, message)| ApiError {
         status: StatusCode::UNPROCESSABLE_ENTITY,
         errors: vec![script_error_item("syntax", message, Some(field))],
     })?;

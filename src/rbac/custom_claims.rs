@@ -63,7 +63,7 @@ pub const MAX_ENVIRONMENT_VARIABLES: usize = 64;
 
 impl CustomClaimsConfig {
     /// Checks the sizes and compiles the script; the error names the field at fault.
-    pub fn validate(&self, limits: ScriptLimits) -> Result<ClaimsScript, (&'static str, String)> {
+    pub async fn validate(&self, limits: ScriptLimits) -> Result<ClaimsScript, (&'static str, String)> {
         if self.script.len() > MAX_SCRIPT_BYTES {
             return Err(("script", format!("The script is larger than {MAX_SCRIPT_BYTES} bytes.")));
         }
@@ -79,8 +79,14 @@ impl CustomClaimsConfig {
                 ),
             ));
         }
-        ClaimsScript::compile(&self.script, limits).map_err(|err| ("script", err.to_string()))
+        compile(self.script.clone(), limits).await.map_err(|err| ("script", err.to_string()))
     }
+}
+
+/// Compiling starts the script's threads and runs its top level (bounded by the time limit):
+/// blocking work, kept off the async runtime.
+async fn compile(source: String, limits: ScriptLimits) -> Result<ClaimsScript, ScriptError> {
+    tokio::task::spawn_blocking(move || ClaimsScript::compile(&source, limits)).await.unwrap_or(Err(ScriptError::Busy))
 }
 
 /// The stored scripts, compiled on first use and recompiled when their text changes (also when
@@ -114,7 +120,8 @@ impl CustomClaims {
 
     /// Stores a configuration whose script compiles.
     pub async fn put(&self, kind: TokenType, config: &CustomClaimsConfig) -> Result<(), PutError> {
-        let script = config.validate(self.limits).map_err(|(field, message)| PutError::Invalid { field, message })?;
+        let script =
+            config.validate(self.limits).await.map_err(|(field, message)| PutError::Invalid { field, message })?;
         let text = serde_json::to_string(config).expect("a config serializes");
         self.db.put_config(kind.config_key(), &text).await?;
         self.compiled.lock().expect("script cache").insert(kind, (config.script.clone(), script));
@@ -138,7 +145,7 @@ impl CustomClaims {
         let script = match cached {
             Some((source, script)) if source == config.script => script,
             _ => {
-                let script = ClaimsScript::compile(&config.script, self.limits)?;
+                let script = compile(config.script.clone(), self.limits).await?;
                 self.compiled.lock().expect("script cache").insert(kind, (config.script.clone(), script.clone()));
                 script
             }
@@ -274,8 +281,8 @@ mod tests {
         assert_eq!(context["roles"][0]["scopes"][0]["resource"]["indicator"], "https://example.hasura.app/api");
     }
 
-    #[test]
-    fn configs_round_trip_in_logtos_names_and_are_bounded() {
+    #[tokio::test]
+    async fn configs_round_trip_in_logtos_names_and_are_bounded() {
         let config: CustomClaimsConfig = serde_json::from_value(json!({
             "script": "const getCustomJwtClaims = async () => ({});",
             "environmentVariables": { "USER_DEFAULT_ROLE_NAMES": "user" },
@@ -284,9 +291,9 @@ mod tests {
         assert!(!config.block_issuance_on_error);
         assert_eq!(serde_json::to_value(&config).unwrap()["environmentVariables"]["USER_DEFAULT_ROLE_NAMES"], "user");
         let huge = CustomClaimsConfig { script: "x".repeat(MAX_SCRIPT_BYTES + 1), ..config.clone() };
-        assert_eq!(huge.validate(ScriptLimits::default()).unwrap_err().0, "script");
+        assert_eq!(huge.validate(ScriptLimits::default()).await.unwrap_err().0, "script");
         let mut many = config;
         many.environment_variables = (0..100).map(|i| (format!("V{i}"), String::new())).collect();
-        assert_eq!(many.validate(ScriptLimits::default()).unwrap_err().0, "environmentVariables");
+        assert_eq!(many.validate(ScriptLimits::default()).await.unwrap_err().0, "environmentVariables");
     }
 }
