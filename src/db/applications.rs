@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::rbac::ROLE_SELECT;
 use super::{Db, DbError, DjangoTime, RoleRow, on_pool};
 
 /// One application. Redirect URI lists are JSON arrays of strings.
@@ -76,11 +77,11 @@ impl Db {
 
     /// The roles an application holds (machine roles).
     pub async fn application_roles(&self, id: &str) -> Result<Vec<RoleRow>, DbError> {
-        let sql = "SELECT g.id, g.name, COALESCE(r.description, '') AS description, \
-                   COALESCE(r.type, 'user') AS role_type, COALESCE(r.is_default, FALSE) AS is_default \
-                   FROM gatehouse_application_role ar JOIN auth_group g ON g.id = ar.group_id \
-                   LEFT JOIN gatehouse_role r ON r.group_id = g.id WHERE ar.application_id = $1 ORDER BY g.name";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_all(pool).await?))
+        let sql = format!(
+            "{ROLE_SELECT} JOIN gatehouse_application_role ar ON ar.group_id = g.id \
+             WHERE ar.application_id = $1 ORDER BY g.name"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_all(pool).await?))
     }
 
     pub async fn add_application_roles(&self, id: &str, role_ids: &[i32]) -> Result<(), DbError> {

@@ -87,7 +87,8 @@ pub struct RolePatch {
 }
 
 const RESOURCE_COLUMNS: &str = "id, indicator, name, access_token_ttl, is_default";
-const ROLE_SELECT: &str = "SELECT g.id, g.name, COALESCE(r.description, '') AS description, \
+/// Roles: every Django group, with gatehouse's metadata or its defaults.
+pub(super) const ROLE_SELECT: &str = "SELECT g.id, g.name, COALESCE(r.description, '') AS description, \
     COALESCE(r.type, 'user') AS role_type, COALESCE(r.is_default, FALSE) AS is_default \
     FROM auth_group g LEFT JOIN gatehouse_role r ON r.group_id = g.id";
 const USER_COLUMNS: &str = "u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, \
