@@ -12,6 +12,7 @@ use sha2::Digest;
 use crate::db::{DEFAULT_DATABASE_URL, DatabaseUrl, DbError};
 use crate::django::hashers::HasherConfig;
 use crate::django::validators::{self, PasswordPolicy};
+use crate::oidc::OidcSettings;
 use crate::rbac::RbacSettings;
 use crate::rbac::script::ScriptLimits;
 use crate::sessions::SessionSettings;
@@ -189,6 +190,11 @@ pub struct TokenArgs {
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub refresh_reuse_grace: u64,
 
+    /// A directory of templates (sign-in.html, sign-up.html, sign-out.html, signed-out.html,
+    /// error.html, style.css) that replace the OIDC provider's built-in pages, file by file
+    #[arg(long, env = "GATEHOUSE_OIDC_TEMPLATES", global = true, value_name = "DIR")]
+    pub oidc_templates: Option<PathBuf>,
+
     /// Largest webhook POST body in bytes (Hasura sends the GraphQL request in it)
     #[arg(long, env = "GATEHOUSE_WEBHOOK_MAX_BODY", global = true, default_value_t = 1_048_576, value_name = "BYTES")]
     pub webhook_max_body: usize,
@@ -222,6 +228,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub rbac: RbacSettings,
     pub admin: AdminSettings,
+    pub oidc: OidcSettings,
 }
 
 /// How the admin API at `/api` authenticates callers.
@@ -385,6 +392,7 @@ impl Settings {
             },
             claims: ClaimsSettings {
                 issuer,
+                oidc_issuer: format!("{public_url}/oidc"),
                 audience: t.jwt_audience.clone(),
                 namespace: t.claims_namespace.clone(),
                 format: t.claims_format,
@@ -415,6 +423,14 @@ impl Settings {
                 },
             },
             admin: AdminSettings { secret_digest },
+            oidc: OidcSettings {
+                issuer: format!("{public_url}/oidc"),
+                public_path: url::Url::parse(&public_url)
+                    .map_or(String::new(), |u| u.path().trim_end_matches('/').to_owned()),
+                secure_cookies: public_url.starts_with("https:"),
+                templates: crate::oidc::Templates::load(t.oidc_templates.as_deref())
+                    .map_err(|e| ConfigError(format!("GATEHOUSE_OIDC_TEMPLATES: {e}")))?,
+            },
             public_url,
         })
     }

@@ -11,6 +11,7 @@ use crate::accounts::{Accounts, Hashing};
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
 use crate::oidc::Applications;
+use crate::oidc::flow::Provider;
 use crate::rbac::Rbac;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
@@ -38,6 +39,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind((settings.http.host, settings.http.port)).await?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// [`Application::build`] on a listener bound already (so that the public URL can name
+    /// its port before the settings are made).
+    pub async fn build_on(settings: &Settings, listener: TcpListener) -> anyhow::Result<Application> {
         let tokens = self::tokens(settings)?;
         let accounts = accounts(settings).await?;
         if settings.http.migrate_on_start {
@@ -45,10 +53,18 @@ impl Application {
         }
         let successor_key = tokens.keys().derive_secret("gatehouse refresh-token successor v1");
         let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key);
-        let listener = TcpListener::bind((settings.http.host, settings.http.port)).await?;
         let rbac = Rbac::new(accounts.db().clone(), settings.rbac.clone());
         let applications = Applications::new(accounts.db().clone());
+        let oidc = Provider::new(
+            accounts.db().clone(),
+            sessions.clone(),
+            rbac.clone(),
+            tokens.clone(),
+            applications.clone(),
+            settings.oidc.clone(),
+        );
         let state = AppState {
+            oidc,
             accounts,
             tokens,
             sessions,

@@ -315,8 +315,12 @@ pub async fn claims(
             let row = accounts.db().user_by_username(&user).await.map_err(AccountError::from)?;
             let row = row.ok_or_else(|| Failure::from(AccountError::UnknownUser(user)))?;
             let tokens = claims_only_tokens(settings)?;
-            let request =
-                TokenRequest { resource: resource.as_deref(), scope: scope.as_deref(), grant_type: "password" };
+            let request = TokenRequest {
+                resource: resource.as_deref(),
+                scope: scope.as_deref(),
+                grant_type: "password",
+                client_id: None,
+            };
             let ttl = settings.sessions.absolute_ttl_secs;
             let draft = rbac.access_claims(&tokens, &row, "claims-test", ttl, &request, true).await?;
             println!("{}", serde_json::to_string_pretty(&draft.claims).expect("claims serialize"));

@@ -205,6 +205,84 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX gatehouse_application_role_group_id ON gatehouse_application_role (group_id);
     ",
     },
+    Migration {
+        version: 4,
+        name: "0004_oidc",
+        sqlite: "
+        ALTER TABLE gatehouse_session ADD COLUMN kind varchar(16) NOT NULL DEFAULT 'api';
+        ALTER TABLE gatehouse_session ADD COLUMN client_id varchar(32) NULL;
+        CREATE TABLE gatehouse_oidc_grant (
+            session_id varchar(32) NOT NULL PRIMARY KEY REFERENCES gatehouse_session (id) ON DELETE CASCADE,
+            application_id varchar(32) NOT NULL REFERENCES gatehouse_application (id) ON DELETE CASCADE,
+            browser_session_id varchar(32) NULL,
+            scope text NOT NULL,
+            resources text NOT NULL,
+            auth_time bigint NOT NULL
+        );
+        CREATE INDEX gatehouse_oidc_grant_browser ON gatehouse_oidc_grant (browser_session_id);
+        CREATE INDEX gatehouse_oidc_grant_application ON gatehouse_oidc_grant (application_id);
+        CREATE TABLE gatehouse_oidc_code (
+            digest varchar(64) NOT NULL PRIMARY KEY,
+            application_id varchar(32) NOT NULL REFERENCES gatehouse_application (id) ON DELETE CASCADE,
+            user_id integer NOT NULL,
+            browser_session_id varchar(32) NOT NULL,
+            redirect_uri text NOT NULL,
+            code_challenge varchar(64) NULL,
+            nonce text NULL,
+            scope text NOT NULL,
+            resources text NOT NULL,
+            auth_time bigint NOT NULL,
+            expires_at datetime NOT NULL,
+            consumed_at datetime NULL,
+            session_id varchar(32) NULL
+        );
+        CREATE TABLE gatehouse_oidc_access_token (
+            digest varchar(64) NOT NULL PRIMARY KEY,
+            session_id varchar(32) NOT NULL REFERENCES gatehouse_session (id) ON DELETE CASCADE,
+            scope text NOT NULL,
+            created_at datetime NOT NULL,
+            expires_at datetime NOT NULL
+        );
+        CREATE INDEX gatehouse_oidc_access_token_session ON gatehouse_oidc_access_token (session_id);
+    ",
+        postgres: "
+        ALTER TABLE gatehouse_session ADD COLUMN kind varchar(16) NOT NULL DEFAULT 'api';
+        ALTER TABLE gatehouse_session ADD COLUMN client_id varchar(32) NULL;
+        CREATE TABLE gatehouse_oidc_grant (
+            session_id varchar(32) NOT NULL PRIMARY KEY REFERENCES gatehouse_session (id) ON DELETE CASCADE,
+            application_id varchar(32) NOT NULL REFERENCES gatehouse_application (id) ON DELETE CASCADE,
+            browser_session_id varchar(32) NULL,
+            scope text NOT NULL,
+            resources text NOT NULL,
+            auth_time bigint NOT NULL
+        );
+        CREATE INDEX gatehouse_oidc_grant_browser ON gatehouse_oidc_grant (browser_session_id);
+        CREATE INDEX gatehouse_oidc_grant_application ON gatehouse_oidc_grant (application_id);
+        CREATE TABLE gatehouse_oidc_code (
+            digest varchar(64) NOT NULL PRIMARY KEY,
+            application_id varchar(32) NOT NULL REFERENCES gatehouse_application (id) ON DELETE CASCADE,
+            user_id integer NOT NULL,
+            browser_session_id varchar(32) NOT NULL,
+            redirect_uri text NOT NULL,
+            code_challenge varchar(64) NULL,
+            nonce text NULL,
+            scope text NOT NULL,
+            resources text NOT NULL,
+            auth_time bigint NOT NULL,
+            expires_at timestamptz NOT NULL,
+            consumed_at timestamptz NULL,
+            session_id varchar(32) NULL
+        );
+        CREATE TABLE gatehouse_oidc_access_token (
+            digest varchar(64) NOT NULL PRIMARY KEY,
+            session_id varchar(32) NOT NULL REFERENCES gatehouse_session (id) ON DELETE CASCADE,
+            scope text NOT NULL,
+            created_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL
+        );
+        CREATE INDEX gatehouse_oidc_access_token_session ON gatehouse_oidc_access_token (session_id);
+    ",
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 mod applications;
 mod groups;
 pub mod migrate;
+mod oidc;
 mod rbac;
 mod sessions;
 mod time;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use self::applications::ApplicationRow;
 pub use self::groups::GroupSummary;
+pub use self::oidc::{CodeRow, Consumed, GrantRow, OpaqueTokenRow};
 pub use self::rbac::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow};
 pub use self::sessions::{RefreshRow, Rotation, SessionRow, SessionState};
 pub use self::time::DjangoTime;

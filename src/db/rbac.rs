@@ -170,6 +170,12 @@ impl Db {
         Ok(on_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected()) == 1)
     }
 
+    /// Every scope name of every API resource, once each: the discovery document lists them.
+    pub async fn all_scope_names(&self) -> Result<Vec<String>, DbError> {
+        let sql = "SELECT DISTINCT name FROM gatehouse_scope ORDER BY name";
+        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await?))
+    }
+
     pub async fn scopes_of_resource(&self, resource_id: i32) -> Result<Vec<ScopeRow>, DbError> {
         let sql = "SELECT id, resource_id, name, description FROM gatehouse_scope WHERE resource_id = $1 ORDER BY name";
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(resource_id).fetch_all(pool).await?))

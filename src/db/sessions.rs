@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::oidc::{GrantRow, INSERT_GRANT};
 use super::{Db, DbError, DjangoTime, on_pool};
 
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
@@ -16,6 +17,11 @@ pub struct SessionRow {
     pub revoked_reason: Option<String>,
     pub ip: String,
     pub user_agent: String,
+    /// `api` (login at `/webhook/login`), `browser` (the OIDC sign-in page's SSO session) or
+    /// `oidc` (an OIDC grant: one application's tokens for one user).
+    pub kind: String,
+    /// The application of an `oidc` session.
+    pub client_id: Option<String>,
 }
 
 /// A session with the state of its user now (`None` when the user row is gone).
@@ -45,13 +51,20 @@ pub enum Rotation {
 }
 
 const SESSION_COLUMNS: &str = "s.id, s.user_id, s.password_fingerprint, s.created_at, s.last_used_at, s.expires_at, \
-                               s.revoked_at, s.revoked_reason, s.ip, s.user_agent";
+                               s.revoked_at, s.revoked_reason, s.ip, s.user_agent, s.kind, s.client_id";
 
 impl Db {
-    pub async fn insert_session(&self, session: &SessionRow, refresh_digest: &str) -> Result<(), DbError> {
+    /// Inserts a session with its first refresh token and, for an OIDC grant, the grant's row,
+    /// in one transaction.
+    pub async fn insert_session(
+        &self,
+        session: &SessionRow,
+        refresh_digest: &str,
+        grant: Option<&GrantRow>,
+    ) -> Result<(), DbError> {
         let insert_session = "INSERT INTO gatehouse_session (id, user_id, password_fingerprint, created_at, last_used_at, \
-                              expires_at, revoked_at, revoked_reason, ip, user_agent) \
-                              VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8)";
+                              expires_at, revoked_at, revoked_reason, ip, user_agent, kind, client_id) \
+                              VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8, $9, $10)";
         let insert_token = "INSERT INTO gatehouse_refresh_token (digest, session_id, created_at, rotated_at) VALUES ($1, $2, $3, NULL)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -64,9 +77,22 @@ impl Db {
                 .bind(session.expires_at)
                 .bind(&session.ip)
                 .bind(&session.user_agent)
+                .bind(&session.kind)
+                .bind(&session.client_id)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(insert_token).bind(refresh_digest).bind(&session.id).bind(session.created_at).execute(&mut *tx).await?;
+            if let Some(grant) = grant {
+                sqlx::query(INSERT_GRANT)
+                    .bind(&session.id)
+                    .bind(&grant.application_id)
+                    .bind(&grant.browser_session_id)
+                    .bind(&grant.scope)
+                    .bind(&grant.resources)
+                    .bind(grant.auth_time)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
         });
         Ok(())

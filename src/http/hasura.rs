@@ -19,7 +19,7 @@ use crate::accounts::{AccountError, NewUser, Password};
 use crate::db::UserRow;
 use crate::django::validators::{UserAttributes, Username};
 use crate::rbac::TokenRequest;
-use crate::sessions::{ClientInfo, IssuedRefresh, SessionError};
+use crate::sessions::{ClientInfo, IssuedRefresh, RefreshBy, SessionError, SessionKind};
 use crate::tokens::{HasuraSession, unix_now};
 
 /// The login, signup and refresh answer: the original's `{id, username, token}`, the access
@@ -51,7 +51,7 @@ fn refresh_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderV
     HeaderValue::from_str(&cookie).ok()
 }
 
-fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -62,7 +62,7 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, value)| value)
 }
 
-fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+pub(super) fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     ClientInfo { ip: peer.ip().to_string(), user_agent: user_agent.to_owned() }
 }
@@ -101,7 +101,7 @@ impl Target {
     }
 
     fn request<'a>(&'a self, grant_type: &'a str) -> TokenRequest<'a> {
-        TokenRequest { resource: self.resource.as_deref(), scope: self.scope.as_deref(), grant_type }
+        TokenRequest { resource: self.resource.as_deref(), scope: self.scope.as_deref(), grant_type, client_id: None }
     }
 }
 
@@ -120,7 +120,11 @@ pub async fn login(
     // An unknown resource is refused before a session exists (and only after the password
     // check, so that it tells nothing to someone without the password).
     state.rbac.resolve_resource(credentials.target.resource.as_deref()).await?;
-    let session = state.sessions.start(&user, &client_info(peer, &headers)).await.map_err(AccountError::from)?;
+    let session = state
+        .sessions
+        .start(&user, &client_info(peer, &headers), SessionKind::Api)
+        .await
+        .map_err(AccountError::from)?;
     token_response(&state, &user, session, credentials.target.request("password")).await
 }
 
@@ -159,7 +163,8 @@ pub async fn refresh(
             _ => return Err(invalid_refresh_token()),
         },
     };
-    let refreshed = state.sessions.refresh(&token, &client_info(peer, &headers)).await.map_err(refresh_error)?;
+    let refreshed =
+        state.sessions.refresh(&token, &client_info(peer, &headers), RefreshBy::Api).await.map_err(refresh_error)?;
     let user = state.accounts.db().user_by_id(refreshed.user_id).await.map_err(AccountError::from)?;
     let user = user.ok_or_else(invalid_refresh_token)?;
     token_response(&state, &user, refreshed, target.request("refresh_token")).await
@@ -315,7 +320,11 @@ pub async fn signup(
     state.rbac.resolve_resource(signup.target.resource.as_deref()).await?;
     let user = state.accounts.create_user(signup.new_user).await?;
     state.rbac.assign_default_roles(user.id).await.map_err(AccountError::from)?;
-    let session = state.sessions.start(&user, &client_info(peer, &headers)).await.map_err(AccountError::from)?;
+    let session = state
+        .sessions
+        .start(&user, &client_info(peer, &headers), SessionKind::Api)
+        .await
+        .map_err(AccountError::from)?;
     token_response(&state, &user, session, signup.target.request("password")).await
 }
 

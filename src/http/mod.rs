@@ -5,6 +5,7 @@ mod body;
 pub mod error;
 pub mod hasura;
 mod health;
+mod oidc;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use axum::routing::{delete, get, post};
 use crate::accounts::Accounts;
 use crate::db::DbError;
 use crate::oidc::Applications;
+use crate::oidc::flow::Provider;
 use crate::rbac::Rbac;
 use crate::sessions::Sessions;
 use crate::settings::{AdminSettings, HasuraSettings};
@@ -27,6 +29,7 @@ pub struct AppState {
     pub sessions: Sessions,
     pub rbac: Rbac,
     pub applications: Applications,
+    pub oidc: Provider,
     pub hasura: Arc<HasuraSettings>,
     pub admin: Arc<AdminSettings>,
 }
@@ -62,5 +65,6 @@ pub fn router(state: AppState) -> Router {
         .route("/webhook/jwks", get(hasura::jwks))
         .route("/.well-known/jwks.json", get(hasura::jwks))
         .nest("/api", admin::router())
+        .nest("/oidc", oidc::router())
         .with_state(state)
 }

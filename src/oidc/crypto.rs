@@ -33,6 +33,11 @@ impl CodeChallenge {
         &self.0
     }
 
+    /// A challenge read back from storage, where only parsed challenges are written.
+    pub fn from_stored(challenge: &str) -> CodeChallenge {
+        CodeChallenge(challenge.to_owned())
+    }
+
     /// True when `verifier` (43–128 unreserved characters) hashes to this challenge; the
     /// comparison is constant-time.
     pub fn verify(&self, verifier: &str) -> bool {

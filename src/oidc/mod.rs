@@ -1,9 +1,24 @@
-//! The OpenID Connect provider at `/oidc`. So far: its applications (clients), with their types,
-//! redirect URIs, hashed secrets and machine roles; and, not yet routed, the code flow's cryptography and
-//! the discovery document.
+//! The OpenID Connect provider at `/oidc`: its applications (clients), the discovery document,
+//! the authorization-code flow with PKCE, resource indicators and client credentials
+//! ([`flow`]), the hosted sign-in pages ([`pages`]) and the small cryptography they need.
 
 pub mod applications;
 pub mod crypto;
 pub mod discovery;
+pub mod flow;
+pub mod pages;
 
 pub use self::applications::{AppType, Application, Applications, CreatedApplication, NewApplication, RedirectUri};
+pub use self::pages::Templates;
+
+/// How the provider presents itself.
+#[derive(Clone, Debug)]
+pub struct OidcSettings {
+    /// `<public URL>/oidc`, exactly as clients derive it.
+    pub issuer: String,
+    /// The path of the public URL (`""` at the root), the prefix of form actions and cookie paths.
+    pub public_path: String,
+    /// Cookies get `Secure` when the public URL is `https:`.
+    pub secure_cookies: bool,
+    pub templates: Templates,
+}

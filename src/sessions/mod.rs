@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, DbError, DjangoTime, Rotation, SessionRow, SessionState, UserRow};
+use crate::db::{Db, DbError, DjangoTime, GrantRow, Rotation, SessionRow, SessionState, UserRow};
 
 use self::cache::LiveCache;
 
@@ -38,6 +38,35 @@ pub struct SessionSettings {
 pub struct ClientInfo {
     pub ip: String,
     pub user_agent: String,
+}
+
+/// What a session is for.
+#[derive(Clone, Copy, Debug)]
+pub enum SessionKind<'a> {
+    /// A login at `/webhook/login` or `/webhook/signup`.
+    Api,
+    /// A sign-in on the OIDC provider's page: the SSO cookie. Its refresh token never leaves
+    /// the server.
+    Browser,
+    /// An OIDC grant: one application's tokens, made in an SSO session.
+    Grant(&'a GrantRow),
+}
+
+impl SessionKind<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            SessionKind::Api => "api",
+            SessionKind::Browser => "browser",
+            SessionKind::Grant(_) => "oidc",
+        }
+    }
+}
+
+/// Who may rotate a refresh token: `/webhook/refresh`, or the OIDC application it was issued to.
+#[derive(Clone, Copy, Debug)]
+pub enum RefreshBy<'a> {
+    Api,
+    Client(&'a str),
 }
 
 /// A refresh token handed to a client, and the session it belongs to.
@@ -93,7 +122,12 @@ impl Sessions {
     }
 
     /// Starts a session for a user who just logged in or signed up.
-    pub async fn start(&self, user: &UserRow, client: &ClientInfo) -> Result<IssuedRefresh, DbError> {
+    pub async fn start(
+        &self,
+        user: &UserRow,
+        client: &ClientInfo,
+        kind: SessionKind<'_>,
+    ) -> Result<IssuedRefresh, DbError> {
         let now = DjangoTime::now();
         let refresh_token = random_token(32);
         let session = SessionRow {
@@ -107,8 +141,17 @@ impl Sessions {
             revoked_reason: None,
             ip: truncate(&client.ip, 64),
             user_agent: truncate(&client.user_agent, 512),
+            kind: kind.name().to_owned(),
+            client_id: match kind {
+                SessionKind::Grant(grant) => Some(grant.application_id.clone()),
+                SessionKind::Api | SessionKind::Browser => None,
+            },
         };
-        self.db.insert_session(&session, &digest(&refresh_token)).await?;
+        let grant = match kind {
+            SessionKind::Grant(grant) => Some(grant),
+            SessionKind::Api | SessionKind::Browser => None,
+        };
+        self.db.insert_session(&session, &digest(&refresh_token), grant).await?;
         Ok(IssuedRefresh {
             session_id: session.id,
             user_id: user.id,
@@ -118,13 +161,25 @@ impl Sessions {
     }
 
     /// Rotates a refresh token. See the module documentation for the rules.
-    pub async fn refresh(&self, token: &str, client: &ClientInfo) -> Result<IssuedRefresh, SessionError> {
+    pub async fn refresh(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+        by: RefreshBy<'_>,
+    ) -> Result<IssuedRefresh, SessionError> {
         if !is_token_shaped(token) {
             return Err(SessionError::Invalid);
         }
         let token_digest = digest(token);
         let row = self.db.refresh_token(&token_digest).await?.ok_or(SessionError::Invalid)?;
         let state = self.db.session_state(&row.session_id).await?.ok_or(SessionError::Invalid)?;
+        let owned = match by {
+            RefreshBy::Api => state.session.kind == "api",
+            RefreshBy::Client(id) => state.session.kind == "oidc" && state.session.client_id.as_deref() == Some(id),
+        };
+        if !owned {
+            return Err(SessionError::Invalid);
+        }
         let now = DjangoTime::now();
         self.require_live(&state, now).await?;
         let successor = self.successor(token);
@@ -245,6 +300,30 @@ impl Sessions {
     pub fn csrf_matches(&self, refresh_token: &str, csrf_token: &str) -> bool {
         use subtle::ConstantTimeEq;
         self.csrf_token(refresh_token).as_bytes().ct_eq(csrf_token.as_bytes()).into()
+    }
+
+    /// The SSO cookie's value for a browser session: its id and a MAC, so that the cookie is
+    /// unforgeable without storing anything more.
+    pub fn browser_cookie(&self, session_id: &str) -> String {
+        format!("{session_id}.{}", self.mac("browser", session_id))
+    }
+
+    /// The live browser session an SSO cookie names, if any.
+    pub async fn browser_session(&self, cookie: &str) -> Result<Option<SessionRow>, DbError> {
+        use subtle::ConstantTimeEq;
+        let Some((session_id, mac)) = cookie.split_once('.') else { return Ok(None) };
+        if session_id.len() > 32 || !bool::from(self.mac("browser", session_id).as_bytes().ct_eq(mac.as_bytes())) {
+            return Ok(None);
+        }
+        let Some(state) = self.db.session_state(session_id).await? else { return Ok(None) };
+        if state.session.kind != "browser" {
+            return Ok(None);
+        }
+        match self.require_live(&state, DjangoTime::now()).await {
+            Ok(()) => Ok(Some(state.session)),
+            Err(SessionError::Invalid) => Ok(None),
+            Err(SessionError::Db(err)) => Err(err),
+        }
     }
 
     fn mac(&self, purpose: &str, token: &str) -> String {

@@ -201,6 +201,9 @@ pub fn postgres_array(items: &[String]) -> String {
 #[derive(Clone, Debug)]
 pub struct ClaimsSettings {
     pub issuer: String,
+    /// The OIDC provider's issuer (`<public URL>/oidc`): the `iss` of tokens it issues, which
+    /// the webhook accepts too.
+    pub oidc_issuer: String,
     pub audience: Option<String>,
     pub namespace: String,
     pub format: ClaimsFormat,
@@ -397,6 +400,7 @@ mod tests {
     fn settings() -> ClaimsSettings {
         ClaimsSettings {
             issuer: "https://auth.example".into(),
+            oidc_issuer: "https://auth.example/oidc".into(),
             audience: Some("https://api.example".into()),
             namespace: "https://hasura.io/jwt/claims".into(),
             format: ClaimsFormat::Json,

@@ -207,7 +207,13 @@ impl KeyRing {
 
     /// A compact JWS with header `{alg, typ: "JWT", kid}`.
     pub fn sign(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
+        self.sign_as(claims, "JWT")
+    }
+
+    /// A compact JWS with header `{alg, typ, kid}`.
+    pub fn sign_as(&self, claims: &serde_json::Value, typ: &str) -> Result<String, KeyError> {
         let mut header = Header::new(self.alg.algorithm());
+        header.typ = Some(typ.to_owned());
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| KeyError::Signing(e.to_string()))
     }

@@ -114,7 +114,12 @@ impl Tokens {
     }
 
     pub fn sign(&self, draft: DraftToken) -> Result<IssuedToken, KeyError> {
-        let token = self.keys.sign(&Value::Object(draft.claims))?;
+        self.sign_as(draft, "JWT")
+    }
+
+    /// Signs with the header `typ` given (`at+jwt` for the OIDC provider's access tokens).
+    pub fn sign_as(&self, draft: DraftToken, typ: &str) -> Result<IssuedToken, KeyError> {
+        let token = self.keys.sign_as(&Value::Object(draft.claims), typ)?;
         Ok(IssuedToken { token, expires_in: draft.expires_in })
     }
 
@@ -143,7 +148,7 @@ impl Tokens {
         let mut validation = Validation::new(header.alg);
         validation.leeway = 0;
         validation.validate_nbf = true;
-        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_issuer(&[&self.settings.issuer, &self.settings.oidc_issuer]);
         match &self.settings.audience {
             Some(audience) => {
                 validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -165,6 +170,31 @@ impl Tokens {
             }
         }
         self.session(outcome?.claims)
+    }
+
+    /// The claims of a token signed by one of our keys, issued by gatehouse (either issuer) and
+    /// not expired; nothing else is required of it. For introspection.
+    pub fn decode_own(&self, token: &str) -> Option<Map<String, Value>> {
+        self.decode_checked(token, true)
+    }
+
+    /// [`Tokens::decode_own`] accepting expired tokens: an ID token hint may have expired.
+    pub fn decode_own_ignoring_expiry(&self, token: &str) -> Option<Map<String, Value>> {
+        self.decode_checked(token, false)
+    }
+
+    fn decode_checked(&self, token: &str, check_expiry: bool) -> Option<Map<String, Value>> {
+        let header = decode_header(token).ok()?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = 0;
+        validation.validate_exp = check_expiry;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(if check_expiry { &["exp", "iss"][..] } else { &["iss"][..] });
+        validation.set_issuer(&[&self.settings.issuer, &self.settings.oidc_issuer]);
+        self.keys.candidates(&header).find_map(|(key, alg)| {
+            validation.algorithms = vec![alg];
+            decode::<Map<String, Value>>(token, key, &validation).ok().map(|data| data.claims)
+        })
     }
 
     fn session(&self, claims: Map<String, Value>) -> Result<HasuraSession, TokenError> {
@@ -230,7 +260,7 @@ pub fn unix_now() -> u64 {
 }
 
 /// 128 random bits, base64url: unique per token.
-fn new_jti() -> String {
+pub fn new_jti() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut bytes);

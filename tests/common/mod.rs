@@ -230,6 +230,30 @@ pub async fn spawn_app_with_settings(db: TestDb, settings: Settings) -> TestApp 
     TestApp { address, db, shutdown: Some(stop), settings }
 }
 
+/// [`spawn_app_with`] with the public URL set to the address the server really listens on, as
+/// OIDC clients need (they compare the issuer with the URL they reach it at).
+pub async fn spawn_app_at_own_url(db: TestDb, flags: &[&str], admin_secret: bool) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("bound address"));
+    let mut all = flags.to_vec();
+    all.extend_from_slice(&["--public-url", &url]);
+    let mut settings = db.settings(&all);
+    if admin_secret {
+        use sha2::Digest;
+        settings.admin.secret_digest = Some(sha2::Sha256::digest(ADMIN_SECRET).into());
+    }
+    let app = Application::build_on(&settings, listener).await.expect("build application");
+    let address = app.local_addr().expect("bound address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp { address, db, shutdown: Some(stop), settings }
+}
+
+/// The admin secret tests configure.
+pub const ADMIN_SECRET: &str = "an-admin-secret-that-is-long-enough-to-pass";
+
 /// Declares `$name` once per backend (`$name::sqlite`, `$name::postgres`), each with its own
 /// fresh database passed to the async function `$body`.
 #[macro_export]
