@@ -700,3 +700,38 @@ async fn new_users_sign_up_on_the_hosted_page(db: TestDb) {
     assert!(!page.body.contains("Create an account"));
 }
 on_both_backends!(sign_up, super::new_users_sign_up_on_the_hosted_page);
+
+async fn custom_claims_scripts_see_the_application(db: TestDb) {
+    let world = world(db, &[]).await;
+    let app = &world.app;
+    let script = "const getCustomJwtClaims = async ({ token, context }) => \
+        ({ app: context.application.name, kind: token.kind, client: token.clientId, scope: 'everything' });";
+    let path = "/api/configs/jwt-customizer/client-credentials";
+    let (status, body) = admin(app, Method::PUT, path, Some(json!({"script": script}))).await;
+    assert_eq!(status, 200, "{body}");
+    let machine = Some((world.machine.id.as_str(), world.machine.secret.as_str()));
+    let form = [("grant_type", "client_credentials"), ("resource", HASURA_API), ("scope", "read:user")];
+    let (status, body) = token(app, machine, &form).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(
+        (&claims["app"], &claims["kind"], &claims["client"]),
+        (&json!("Cron"), &json!("ClientCredentials"), &json!(world.machine.id))
+    );
+    assert_eq!(claims["scope"], "read:user", "scope is reserved");
+    assert_eq!(claims["__header"]["typ"], "at+jwt");
+
+    // A user-token script that refuses one application: access_denied at the token endpoint.
+    let deny = "const getCustomJwtClaims = async ({ context, api }) => { \
+        if (context.application?.name === 'Portal') api.denyAccess('Portal users must use the new app.'); return {}; };";
+    let path = "/api/configs/jwt-customizer/access-token";
+    assert_eq!(admin(app, Method::PUT, path, Some(json!({"script": deny}))).await.0, 200);
+    let web = Some((world.web.id.as_str(), world.web.secret.as_str()));
+    let code = sign_in(&mut Browser::new(), app, &world.web.id, &[]).await;
+    let mut form = exchange(&code, VERIFIER);
+    form.push(("resource", HASURA_API));
+    let (status, body) = token(app, web, &form).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("access_denied")), "{body}");
+    assert_eq!(body["error_description"], "Portal users must use the new app.");
+}
+on_both_backends!(custom_claims, super::custom_claims_scripts_see_the_application);

@@ -288,17 +288,25 @@ async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, &'static str
     Ok(Form(url::form_urlencoded::parse(&bytes).into_owned().collect()))
 }
 
-/// A page form's authorization request and CSRF check; `Err` is the page to answer with.
-async fn page_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Form, AuthorizationRequest), Response> {
-    let form = read_form(headers, body)
-        .await
-        .map_err(|message| error_page(state, StatusCode::BAD_REQUEST, "invalid_request", message))?;
-    let request = state.oidc.authorization_request(form.get("request")).await.map_err(|e| authorize_error(state, e))?;
-    Ok((form, request))
+/// A hosted page's form and the authorization request it carries, checked again (the form is
+/// the browser's to alter). Rejected with the page to answer.
+struct PageForm {
+    form: Form,
+    request: AuthorizationRequest,
+}
+
+impl axum::extract::FromRequest<AppState> for PageForm {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let form = read_form(&parts.headers, body)
+            .await
+            .map_err(|message| error_page(state, StatusCode::BAD_REQUEST, "invalid_request", message))?;
+        let request =
+            state.oidc.authorization_request(form.get("request")).await.map_err(|e| authorize_error(state, e))?;
+        Ok(PageForm { form, request })
+    }
 }
 
 const CSRF_FAILED: &str = "This form expired or your browser refused our cookie. Please try again.";
@@ -308,12 +316,8 @@ async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Body,
+    PageForm { form, request }: PageForm,
 ) -> Response {
-    let (form, request) = match page_form(&state, &headers, body).await {
-        Ok(parsed) => parsed,
-        Err(page) => return page,
-    };
     let username = form.get("username");
     if !csrf_ok(&state, &headers, &form) {
         let input = PageInput { username, error: CSRF_FAILED, ..PageInput::default() };
@@ -376,12 +380,8 @@ async fn sign_up(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Body,
+    PageForm { form, request }: PageForm,
 ) -> Response {
-    let (form, request) = match page_form(&state, &headers, body).await {
-        Ok(parsed) => parsed,
-        Err(page) => return page,
-    };
     if !state.hasura.signup {
         return error_page(&state, StatusCode::FORBIDDEN, "signup_disabled", "Sign-up is turned off on this server.");
     }
@@ -422,11 +422,7 @@ async fn sign_up(
 }
 
 /// `POST /oidc/auth/consent`: a third-party application allowed or denied.
-async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let (form, request) = match page_form(&state, &headers, body).await {
-        Ok(parsed) => parsed,
-        Err(page) => return page,
-    };
+async fn consent(State(state): State<AppState>, headers: HeaderMap, PageForm { form, request }: PageForm) -> Response {
     let browser = match browser_session(&state, &headers).await {
         Ok(Some(browser)) => browser,
         Ok(None) => return sign_in_page(&state, &headers, &request, StatusCode::OK, PageInput::default()),

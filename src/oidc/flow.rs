@@ -597,9 +597,7 @@ impl Provider {
             self.rbac.resolve_resource(form.resource.as_deref()).await?.ok_or_else(|| {
                 OAuthError::new("invalid_target", "Name an API resource: there is no default resource.")
             })?;
-        let context = json!({ "id": app.id, "name": app.name, "type": app.app_type.as_str() });
-        let issued =
-            self.rbac.issue_machine_token(&self.tokens, &context, &app.id, &resource, form.scope.as_deref()).await?;
+        let issued = self.rbac.issue_machine_token(&self.tokens, &app.id, &resource, form.scope.as_deref()).await?;
         let mut body = Map::new();
         body.insert("access_token".into(), issued.token.into());
         body.insert("token_type".into(), "Bearer".into());

@@ -361,7 +361,10 @@ impl Rbac {
             "gty": request.grant_type,
             "kind": "AccessToken",
         });
-        let context = json!({ "user": self.user_context(user).await? });
+        let mut context = json!({ "user": self.user_context(user).await? });
+        if let Some(client_id) = request.client_id {
+            context["application"] = self.application_context(client_id).await?;
+        }
         let block = strict || config.block_issuance_on_error;
         let outcome = match self.claims.run(TokenType::AccessToken, &config, token_view, context).await {
             Ok(custom) => tokens.merge_custom(&mut draft, custom).map_err(|e| format!("the Hasura claims: {e}")),
@@ -385,7 +388,6 @@ impl Rbac {
     pub async fn issue_machine_token(
         &self,
         tokens: &Tokens,
-        application: &Value,
         client_id: &str,
         resource: &ResourceRow,
         requested: Option<&str>,
@@ -412,7 +414,7 @@ impl Rbac {
                 "jti": claims["jti"], "aud": claims["aud"], "scope": scope, "clientId": client_id,
                 "kind": "ClientCredentials",
             });
-            let context = json!({ "application": application });
+            let context = json!({ "application": self.application_context(client_id).await? });
             match self.claims.run(TokenType::ClientCredentials, &config, token_view, context).await {
                 Ok(custom) => crate::tokens::claims::merge_custom(tokens.settings(), &mut claims, custom),
                 Err(ScriptError::Denied(message)) => return Err(RbacError::Denied(message)),
@@ -427,6 +429,17 @@ impl Rbac {
             expires_in: issued.expires_in,
             audience: Some(resource.indicator.clone()),
             scope,
+        })
+    }
+
+    /// `context.application` for the custom-claims script: Logto's application fields, never
+    /// the secret.
+    async fn application_context(&self, client_id: &str) -> Result<Value, DbError> {
+        Ok(match self.db.application(client_id).await? {
+            Some(app) => json!({
+                "id": app.id, "name": app.name, "type": app.app_type, "isThirdParty": app.is_third_party,
+            }),
+            None => Value::Null,
         })
     }
 
