@@ -9,9 +9,11 @@ use clap::Args;
 use clap::builder::BoolishValueParser;
 use sha2::Digest;
 
+use crate::accounts::LimitSettings;
 use crate::db::{DEFAULT_DATABASE_URL, DatabaseUrl, DbError};
 use crate::django::hashers::HasherConfig;
 use crate::django::validators::{self, PasswordPolicy};
+use crate::http::client::TrustedProxies;
 use crate::oidc::OidcSettings;
 use crate::rbac::RbacSettings;
 use crate::rbac::script::ScriptLimits;
@@ -41,6 +43,46 @@ pub struct GlobalArgs {
     #[arg(long, env = "GATEHOUSE_HASH_CONCURRENCY", global = true, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub hash_concurrency: Option<u16>,
+
+    /// Requests that may wait for a hashing slot; more get 503 at once [default: 16 per slot]
+    #[arg(long, env = "GATEHOUSE_HASH_QUEUE", global = true, value_name = "N", help_heading = "Limits")]
+    pub hash_queue: Option<usize>,
+
+    /// Failed sign-ins per account name within the window before sign-ins are refused (429)
+    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES", global = true, default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    pub login_max_failures: u32,
+
+    /// Failed sign-ins per client IP within the window before sign-ins are refused (429)
+    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP", global = true, default_value_t = 100, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    pub login_max_failures_per_ip: u32,
+
+    /// The sliding window of the sign-in limits, in seconds
+    #[arg(long, env = "GATEHOUSE_LOGIN_WINDOW", global = true, default_value_t = 300, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Limits")]
+    pub login_window: u64,
+
+    /// Sign-ups per minute on one instance, all clients together
+    #[arg(long, env = "GATEHOUSE_SIGNUPS_PER_MINUTE", global = true, default_value_t = 60, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    pub signups_per_minute: u32,
+
+    /// Sign-ups per client IP per hour
+    #[arg(long, env = "GATEHOUSE_SIGNUPS_PER_IP_PER_HOUR", global = true, default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    pub signups_per_ip_per_hour: u32,
+
+    /// Proxies whose X-Forwarded-For gives the client IP: addresses or CIDR blocks, comma-separated
+    #[arg(
+        long,
+        env = "GATEHOUSE_TRUSTED_PROXIES",
+        global = true,
+        default_value = "",
+        value_name = "LIST",
+        help_heading = "Limits"
+    )]
+    pub trusted_proxies: TrustedProxies,
 
     /// MinimumLengthValidator: shortest accepted password in characters; 0 turns it off
     #[arg(long, env = "GATEHOUSE_PASSWORD_MIN_LENGTH", global = true, default_value_t = 8, value_name = "N")]
@@ -218,6 +260,7 @@ pub enum LogFormat {
 pub struct Settings {
     pub database: DatabaseSettings,
     pub hashing: HashingSettings,
+    pub limits: LimitSettings,
     pub password_policy: PasswordPolicy,
     pub log_format: LogFormat,
     pub http: HttpSettings,
@@ -270,6 +313,7 @@ pub struct DatabaseSettings {
 pub struct HashingSettings {
     pub hasher: HasherConfig,
     pub max_concurrent: usize,
+    pub max_waiting: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -278,6 +322,7 @@ pub struct HttpSettings {
     pub port: u16,
     /// Create or upgrade the schema when `serve` starts.
     pub migrate_on_start: bool,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A configuration mistake: reported in one line, exit code 2.
@@ -373,6 +418,16 @@ impl Settings {
             hashing: HashingSettings {
                 hasher: HasherConfig { pbkdf2_iterations: args.pbkdf2_iterations },
                 max_concurrent: args.hash_concurrency.map_or(cores, usize::from),
+                max_waiting: args.hash_queue.unwrap_or(
+                    args.hash_concurrency.map_or(cores, usize::from) * crate::accounts::DEFAULT_QUEUE_PER_SLOT,
+                ),
+            },
+            limits: LimitSettings {
+                failures_per_account: args.login_max_failures as usize,
+                failures_per_ip: args.login_max_failures_per_ip as usize,
+                window: Duration::from_secs(args.login_window),
+                signups_per_ip_per_hour: args.signups_per_ip_per_hour as usize,
+                signups_per_minute: args.signups_per_minute as usize,
             },
             password_policy: PasswordPolicy {
                 min_length: (args.password_min_length > 0).then_some(args.password_min_length),
@@ -381,7 +436,12 @@ impl Settings {
                 max_similarity,
             },
             log_format: args.log_format,
-            http: HttpSettings { host: args.host, port: args.port, migrate_on_start: true },
+            http: HttpSettings {
+                host: args.host,
+                port: args.port,
+                migrate_on_start: true,
+                trusted_proxies: args.trusted_proxies.clone(),
+            },
             keys: KeySettings {
                 private_key_pem: env("AUTH_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),
                 public_key_pem: env("AUTH_PUBLIC_KEY").filter(|v| !v.trim().is_empty()),

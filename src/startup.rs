@@ -20,8 +20,9 @@ use crate::tokens::{self, KeyRing, Tokens};
 /// Connects to the database and builds the account service from the settings.
 pub async fn accounts(settings: &Settings) -> Result<Accounts, DbError> {
     let db = Db::connect(&settings.database.url, settings.database.connect_timeout).await?;
-    let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent);
-    Ok(Accounts::new(db, hashing, settings.password_policy.clone()))
+    let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent)
+        .with_queue(settings.hashing.max_waiting);
+    Ok(Accounts::new(db, hashing, settings.password_policy.clone()).with_limits(settings.limits.clone()))
 }
 
 /// Loads (or, on first start, generates) the signing key and builds the token service.
@@ -72,8 +73,14 @@ impl Application {
             applications,
             hasura: Arc::new(settings.hasura.clone()),
             admin: Arc::new(settings.admin.clone()),
+            trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
         };
         Ok(Application { listener, state })
+    }
+
+    /// What the handlers will share (tests read the hashing counters through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

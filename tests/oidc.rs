@@ -275,6 +275,7 @@ struct Browser {
 struct Page {
     status: StatusCode,
     location: Option<String>,
+    retry_after: Option<String>,
     body: String,
 }
 
@@ -320,8 +321,9 @@ impl Browser {
             }
         }
         let status = response.status();
-        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
-        Page { status, location, body: response.text().await.unwrap() }
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let (location, retry_after) = (header("location"), header("retry-after"));
+        Page { status, location, retry_after, body: response.text().await.unwrap() }
     }
 
     async fn get(&mut self, url: &str) -> Page {
@@ -735,3 +737,23 @@ async fn custom_claims_scripts_see_the_application(db: TestDb) {
     assert_eq!(body["error_description"], "Portal users must use the new app.");
 }
 on_both_backends!(custom_claims, super::custom_claims_scripts_see_the_application);
+
+async fn the_sign_in_page_shares_the_login_limits(db: TestDb) {
+    let world = world(db, &["--login-max-failures", "2"]).await;
+    let app = &world.app;
+    let mut browser = Browser::new();
+    let mut page = browser.get(&auth_url(app, &world.spa.id, &[])).await;
+    for _ in 0..2 {
+        page = browser.submit(app, &page, &[("username", "alice"), ("password", "wrong")]).await;
+        assert_eq!(page.status, 401);
+    }
+    let hashes = app.hashing.computed();
+    let refused = browser.submit(app, &page, &[("username", "alice"), ("password", PASSWORD)]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.retry_after.is_some());
+    assert!(refused.body.contains("role=\"alert\">Too many attempts."), "{}", refused.body);
+    assert_eq!(app.hashing.computed(), hashes, "refused before any hash");
+    let api = app.post_json("/webhook/login", &json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!(api.status(), 429, "one count for the page and the API");
+}
+on_both_backends!(page_limits, super::the_sign_in_page_shares_the_login_limits);

@@ -2,13 +2,18 @@
 //! `set_password` and groups — with the password rules of `django.contrib.auth`.
 
 mod hashing;
+pub mod limits;
 mod password;
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::db::{Db, DbError, DjangoTime, GroupSummary, NewUserRow, UserRow, is_unique_violation};
 use crate::django::hashers;
 use crate::django::validators::{PasswordPolicy, PasswordViolation, UserAttributes, Username};
 
-pub use self::hashing::{Hashing, HashingFailed};
+pub use self::hashing::{DEFAULT_QUEUE_PER_SLOT, Hashing, HashingError};
+pub use self::limits::{LimitSettings, Limits, RetryAfter};
 pub use self::password::Password;
 
 /// Django model limits on the free-text user fields.
@@ -32,7 +37,10 @@ pub enum AccountError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
-    Hashing(#[from] HashingFailed),
+    Hashing(#[from] HashingError),
+    /// A brute-force limit: try again after the given number of seconds.
+    #[error("too many attempts; try again in {} seconds", .0.0)]
+    RateLimited(RetryAfter),
 }
 
 /// What `create_user` needs; the username is already a valid, normalised [`Username`].
@@ -67,11 +75,44 @@ pub struct Accounts {
     db: Db,
     hashing: Hashing,
     policy: PasswordPolicy,
+    limits: Arc<Limits>,
 }
 
 impl Accounts {
     pub fn new(db: Db, hashing: Hashing, policy: PasswordPolicy) -> Self {
-        Accounts { db, hashing, policy }
+        Accounts { db, hashing, policy, limits: Arc::new(Limits::new(LimitSettings::default())) }
+    }
+
+    /// The same accounts with these brute-force limits.
+    pub fn with_limits(mut self, settings: LimitSettings) -> Self {
+        self.limits = Arc::new(Limits::new(settings));
+        self
+    }
+
+    pub fn hashing(&self) -> &Hashing {
+        &self.hashing
+    }
+
+    /// A sign-in from the network (`/webhook/login`, the OIDC sign-in page): the brute-force
+    /// limits are checked before any hash is computed, then [`Accounts::authenticate`].
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &Password,
+        ip: IpAddr,
+    ) -> Result<Option<UserRow>, AccountError> {
+        self.limits.check_sign_in(username, ip).map_err(AccountError::RateLimited)?;
+        let user = self.authenticate(username, password).await?;
+        match &user {
+            Some(_) => self.limits.sign_in_succeeded(username),
+            None => self.limits.sign_in_failed(username, ip),
+        }
+        Ok(user)
+    }
+
+    /// A sign-up from the network: counted against the sign-up rates before anything else.
+    pub fn check_sign_up(&self, ip: IpAddr) -> Result<(), AccountError> {
+        self.limits.sign_up(ip).map_err(AccountError::RateLimited)
     }
 
     pub fn db(&self) -> &Db {

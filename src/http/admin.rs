@@ -930,6 +930,7 @@ async fn test_claims_script(State(s): State<AppState>, _: Admin, JsonBody(b): Js
         context = json!({ "user": s.rbac.user_context(&user).await.map_err(RbacError::from)? });
     }
     let script = config.validate(s.rbac.custom_claims().limits()).await.map_err(|(field, message)| ApiError {
+        retry_after: None,
         status: StatusCode::UNPROCESSABLE_ENTITY,
         errors: vec![script_error_item("syntax", message, Some(field))],
     })?;
@@ -944,6 +945,7 @@ async fn run_test(script: &ClaimsScript, input: Value) -> ApiResult {
     match script.run(input).await {
         Ok(claims) => Ok(Json(claims).into_response()),
         Err(ScriptError::Denied(message)) => Err(ApiError {
+            retry_after: None,
             status: StatusCode::FORBIDDEN,
             errors: vec![super::error::ErrorItem { kind: "AccessDenied", message, field: None, code: Some("denied") }],
         }),
@@ -953,6 +955,7 @@ async fn run_test(script: &ClaimsScript, input: Value) -> ApiResult {
             "The script runners are busy; try again shortly.",
         )),
         Err(err) => Err(ApiError {
+            retry_after: None,
             status: StatusCode::UNPROCESSABLE_ENTITY,
             errors: vec![script_error_item(err.kind(), err.to_string(), None)],
         }),

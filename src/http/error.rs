@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::accounts::AccountError;
+use crate::accounts::{AccountError, HashingError, RetryAfter};
 use crate::rbac::RbacError;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -25,6 +25,8 @@ pub struct ErrorItem {
 pub struct ApiError {
     pub status: StatusCode,
     pub errors: Vec<ErrorItem>,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 /// Django's `AuthenticationForm` message: the same for every way a login fails.
@@ -33,7 +35,11 @@ pub const LOGIN_FAILED: &str =
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, errors: vec![ErrorItem { kind, message: message.into(), field: None, code: None }] }
+        ApiError {
+            retry_after: None,
+            status,
+            errors: vec![ErrorItem { kind, message: message.into(), field: None, code: None }],
+        }
     }
 
     pub fn invalid_body(message: impl Into<String>) -> Self {
@@ -42,7 +48,7 @@ impl ApiError {
 
     /// Several field errors at once (400 `InvalidField`).
     pub fn fields(errors: Vec<ErrorItem>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, errors }
+        ApiError { retry_after: None, status: StatusCode::BAD_REQUEST, errors }
     }
 
     pub fn authentication_failed() -> Self {
@@ -80,6 +86,22 @@ impl From<AccountError> for ApiError {
             AccountError::UnknownUser(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no user with that id.")
             }
+            AccountError::RateLimited(RetryAfter(secs)) => ApiError {
+                retry_after: Some(secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    format!("Too many attempts. Try again in {secs} seconds."),
+                )
+            },
+            AccountError::Hashing(HashingError::Busy) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceBusy",
+                    "The server is busy checking passwords; try again in a moment.",
+                )
+            },
             AccountError::Db(db) => {
                 tracing::error!(error = %db, "database error");
                 ApiError::new(
@@ -97,6 +119,7 @@ impl From<RbacError> for ApiError {
     fn from(err: RbacError) -> Self {
         match err {
             RbacError::InvalidTarget(message) => ApiError {
+                retry_after: None,
                 status: StatusCode::BAD_REQUEST,
                 errors: vec![ErrorItem { kind: "InvalidTarget", message, field: None, code: Some("invalid_target") }],
             },
@@ -106,6 +129,7 @@ impl From<RbacError> for ApiError {
             RbacError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "Conflict", message),
             RbacError::Invalid { field, message } => ApiError::fields(vec![field_error(field, "invalid", message)]),
             RbacError::Denied(message) => ApiError {
+                retry_after: None,
                 status: StatusCode::FORBIDDEN,
                 errors: vec![ErrorItem { kind: "AccessDenied", message, field: None, code: Some("access_denied") }],
             },
@@ -118,8 +142,13 @@ impl From<RbacError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(serde_json::json!({ "errors": self.errors }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        let retry_after = match (self.retry_after, self.status) {
+            (Some(secs), _) => Some(secs),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(5),
+            (None, _) => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -14,12 +14,13 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::body::{AUTH_BODY_LIMIT, Fields, json_object};
+use super::client::{client_info, client_ip};
 use super::error::{ApiError, field_error};
 use crate::accounts::{AccountError, NewUser, Password};
 use crate::db::UserRow;
 use crate::django::validators::{UserAttributes, Username};
 use crate::rbac::TokenRequest;
-use crate::sessions::{ClientInfo, IssuedRefresh, RefreshBy, SessionError, SessionKind};
+use crate::sessions::{IssuedRefresh, RefreshBy, SessionError, SessionKind};
 use crate::tokens::{HasuraSession, unix_now};
 
 /// The login, signup and refresh answer: the original's `{id, username, token}`, the access
@@ -60,11 +61,6 @@ pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
-}
-
-pub(super) fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    ClientInfo { ip: peer.ip().to_string(), user_agent: user_agent.to_owned() }
 }
 
 struct Credentials {
@@ -112,9 +108,10 @@ pub async fn login(
     body: Body,
 ) -> Result<Response, ApiError> {
     let credentials = Credentials::parse(&json_object(&headers, body, AUTH_BODY_LIMIT).await?)?;
+    let ip = client_ip(&state.trusted_proxies, peer.ip(), &headers);
     let user = state
         .accounts
-        .authenticate(&credentials.username, &credentials.password)
+        .sign_in(&credentials.username, &credentials.password, ip)
         .await?
         .ok_or_else(ApiError::authentication_failed)?;
     // An unknown resource is refused before a session exists (and only after the password
@@ -122,7 +119,7 @@ pub async fn login(
     state.rbac.resolve_resource(credentials.target.resource.as_deref()).await?;
     let session = state
         .sessions
-        .start(&user, &client_info(peer, &headers), SessionKind::Api)
+        .start(&user, &client_info(&state, peer, &headers), SessionKind::Api)
         .await
         .map_err(AccountError::from)?;
     token_response(&state, &user, session, credentials.target.request("password")).await
@@ -163,8 +160,11 @@ pub async fn refresh(
             _ => return Err(invalid_refresh_token()),
         },
     };
-    let refreshed =
-        state.sessions.refresh(&token, &client_info(peer, &headers), RefreshBy::Api).await.map_err(refresh_error)?;
+    let refreshed = state
+        .sessions
+        .refresh(&token, &client_info(&state, peer, &headers), RefreshBy::Api)
+        .await
+        .map_err(refresh_error)?;
     let user = state.accounts.db().user_by_id(refreshed.user_id).await.map_err(AccountError::from)?;
     let user = user.ok_or_else(invalid_refresh_token)?;
     token_response(&state, &user, refreshed, target.request("refresh_token")).await
@@ -318,11 +318,12 @@ pub async fn signup(
     let signup = Signup::parse(&json_object(&headers, body, AUTH_BODY_LIMIT).await?, &state, true)?;
     // An unknown resource fails before the user exists, not after.
     state.rbac.resolve_resource(signup.target.resource.as_deref()).await?;
+    state.accounts.check_sign_up(client_ip(&state.trusted_proxies, peer.ip(), &headers))?;
     let user = state.accounts.create_user(signup.new_user).await?;
     state.rbac.assign_default_roles(user.id).await.map_err(AccountError::from)?;
     let session = state
         .sessions
-        .start(&user, &client_info(peer, &headers), SessionKind::Api)
+        .start(&user, &client_info(&state, peer, &headers), SessionKind::Api)
         .await
         .map_err(AccountError::from)?;
     token_response(&state, &user, session, signup.target.request("password")).await

@@ -2,6 +2,7 @@
 
 mod admin;
 mod body;
+pub mod client;
 pub mod error;
 pub mod hasura;
 mod health;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub oidc: Provider,
     pub hasura: Arc<HasuraSettings>,
     pub admin: Arc<AdminSettings>,
+    pub trusted_proxies: Arc<client::TrustedProxies>,
 }
 
 /// Why a bearer token was not accepted.

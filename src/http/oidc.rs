@@ -18,9 +18,10 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::AppState;
+use super::client::{client_info, client_ip};
 use super::error::LOGIN_FAILED;
-use super::hasura::{Signup, bearer_token, client_info, cookie_value, jwks};
-use crate::accounts::{AccountError, Password};
+use super::hasura::{Signup, bearer_token, cookie_value, jwks};
+use crate::accounts::{AccountError, HashingError, Password, RetryAfter};
 use crate::db::{DbError, SessionRow};
 use crate::oidc::flow::{AuthorizationRequest, AuthorizeError, OAuthError, TokenForm, with_query};
 use crate::sessions::SessionKind;
@@ -309,6 +310,30 @@ impl axum::extract::FromRequest<AppState> for PageForm {
     }
 }
 
+/// A sign-in or sign-up that a limit refused (429, or 503 when hashing is at capacity), shown
+/// on the sign-in page with `Retry-After`; any other failure is the unavailable page.
+fn refused_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    username: &str,
+    err: AccountError,
+) -> Response {
+    let (status, secs, error) = match err {
+        AccountError::RateLimited(RetryAfter(secs)) => {
+            (StatusCode::TOO_MANY_REQUESTS, secs, format!("Too many attempts. Try again in {secs} seconds."))
+        }
+        AccountError::Hashing(HashingError::Busy) => {
+            (StatusCode::SERVICE_UNAVAILABLE, 1, "The server is busy. Try again in a moment.".to_owned())
+        }
+        other => return unavailable_page(state, &other),
+    };
+    let input = PageInput { username, error: &error, ..PageInput::default() };
+    let mut response = sign_in_page(state, headers, request, status, input);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
 const CSRF_FAILED: &str = "This form expired or your browser refused our cookie. Please try again.";
 
 /// `POST /oidc/auth/sign-in`: the hosted page's username and password.
@@ -324,15 +349,16 @@ async fn sign_in(
         return sign_in_page(&state, &headers, &request, StatusCode::FORBIDDEN, input);
     }
     // The same check as /webhook/login: one code path, the same protections.
-    let user = match state.accounts.authenticate(username, &Password::new(form.get("password").to_owned())).await {
+    let ip = client_ip(&state.trusted_proxies, peer.ip(), &headers);
+    let user = match state.accounts.sign_in(username, &Password::new(form.get("password").to_owned()), ip).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             let input = PageInput { username, error: LOGIN_FAILED, ..PageInput::default() };
             return sign_in_page(&state, &headers, &request, StatusCode::UNAUTHORIZED, input);
         }
-        Err(err) => return unavailable_page(&state, &err),
+        Err(err) => return refused_page(&state, &headers, &request, username, err),
     };
-    signed_in(&state, &headers, &request, &user, client_info(peer, &headers)).await
+    signed_in(&state, &headers, &request, &user, client_info(&state, peer, &headers)).await
 }
 
 /// Starts the SSO session (replacing any earlier one) and goes on with the authorization.
@@ -393,6 +419,9 @@ async fn sign_up(
     if !csrf_ok(&state, &headers, &form) {
         return again(StatusCode::FORBIDDEN, CSRF_FAILED);
     }
+    if let Err(err) = state.accounts.check_sign_up(client_ip(&state.trusted_proxies, peer.ip(), &headers)) {
+        return refused_page(&state, &headers, &request, username, err);
+    }
     let mut fields = Map::new();
     for name in ["username", "password", "email"] {
         fields.insert(name.into(), Value::String(form.get(name).to_owned()));
@@ -413,12 +442,12 @@ async fn sign_up(
             let messages: Vec<String> = violations.into_iter().map(|v| v.message).collect();
             return again(StatusCode::BAD_REQUEST, &messages.join(" "));
         }
-        Err(err) => return unavailable_page(&state, &err),
+        Err(err) => return refused_page(&state, &headers, &request, username, err),
     };
     if let Err(err) = state.rbac.assign_default_roles(user.id).await {
         return unavailable_page(&state, &err);
     }
-    signed_in(&state, &headers, &request, &user, client_info(peer, &headers)).await
+    signed_in(&state, &headers, &request, &user, client_info(&state, peer, &headers)).await
 }
 
 /// `POST /oidc/auth/consent`: a third-party application allowed or denied.
@@ -529,7 +558,7 @@ async fn token(
         resource: form.optional("resource").map(str::to_owned),
         scope: form.optional("scope").map(str::to_owned),
     };
-    match state.oidc.token(&app, &request, &client_info(peer, &headers)).await {
+    match state.oidc.token(&app, &request, &client_info(&state, peer, &headers)).await {
         Ok(body) => no_store(Value::Object(body)),
         Err(err) => oauth_error(err),
     }

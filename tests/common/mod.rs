@@ -192,6 +192,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub db: TestDb,
     pub settings: Settings,
+    /// The server's own password-hashing pool, for counting the hashes it computed.
+    pub hashing: gatehouse::accounts::Hashing,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -223,11 +225,12 @@ pub async fn spawn_app_with(db: TestDb, flags: &[&str]) -> TestApp {
 pub async fn spawn_app_with_settings(db: TestDb, settings: Settings) -> TestApp {
     let app = Application::build(&settings).await.expect("build application");
     let address = app.local_addr().expect("bound address");
+    let hashing = app.state().accounts.hashing().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    TestApp { address, db, shutdown: Some(stop), settings }
+    TestApp { address, db, shutdown: Some(stop), settings, hashing }
 }
 
 /// [`spawn_app_with`] with the public URL set to the address the server really listens on, as
@@ -244,11 +247,12 @@ pub async fn spawn_app_at_own_url(db: TestDb, flags: &[&str], admin_secret: bool
     }
     let app = Application::build_on(&settings, listener).await.expect("build application");
     let address = app.local_addr().expect("bound address");
+    let hashing = app.state().accounts.hashing().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    TestApp { address, db, shutdown: Some(stop), settings }
+    TestApp { address, db, shutdown: Some(stop), settings, hashing }
 }
 
 /// The admin secret tests configure.
