@@ -48,6 +48,13 @@ async fn failed_sign_ins_lock_the_account_name_before_any_hash() {
     }
     assert_eq!(app.hashing.computed(), hashes, "no hash ran for refused attempts");
     assert_eq!(login(&app, "bob", PASSWORD).await.status(), 200, "other accounts are not affected");
+    let db = app.db.connect().await;
+    let kinds = "SELECT COUNT(*) FROM gatehouse_audit_event WHERE ip = '127.0.0.1' AND kind = ";
+    assert_eq!(count(&db, &format!("{kinds}'sign_in_failed'")).await, 6, "refused attempts are not written");
+    assert_eq!(count(&db, &format!("{kinds}'sign_in'")).await, 1);
+    let details =
+        "SELECT COUNT(*) FROM gatehouse_audit_event WHERE detail LIKE '%wrong%' OR detail LIKE '%passphrase%'";
+    assert_eq!(count(&db, details).await, 0, "no password in the audit log");
 
     // A success clears the account's failures.
     assert_eq!(login(&app, "bob", "wrong").await.status(), 401);
@@ -93,6 +100,7 @@ async fn sign_ups_are_rate_limited_before_hashing() {
     assert_eq!(app.hashing.computed(), hashes);
     let db = app.db.connect().await;
     assert_eq!(count(&db, "SELECT COUNT(*) FROM auth_user WHERE username = 'erin'").await, 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM gatehouse_audit_event WHERE kind = 'signup'").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

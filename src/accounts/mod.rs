@@ -103,16 +103,33 @@ impl Accounts {
     ) -> Result<Option<UserRow>, AccountError> {
         self.limits.check_sign_in(username, ip).map_err(AccountError::RateLimited)?;
         let user = self.authenticate(username, password).await?;
-        match &user {
-            Some(_) => self.limits.sign_in_succeeded(username),
-            None => self.limits.sign_in_failed(username, ip),
+        let ip_text = ip.to_string();
+        let audited = match &user {
+            Some(user) => {
+                self.limits.sign_in_succeeded(username);
+                self.db.audit("sign_in", Some(user.id), None, Some(&ip_text), "password accepted").await
+            }
+            None => {
+                self.limits.sign_in_failed(username, ip);
+                let name: String = username.chars().take(150).collect();
+                self.db.audit("sign_in_failed", None, None, Some(&ip_text), &format!("for {name:?}")).await
+            }
+        };
+        if let Err(err) = audited {
+            tracing::error!(error = %err, "could not write the audit record of a sign-in");
         }
         Ok(user)
     }
 
-    /// A sign-up from the network: counted against the sign-up rates before anything else.
-    pub fn check_sign_up(&self, ip: IpAddr) -> Result<(), AccountError> {
-        self.limits.sign_up(ip).map_err(AccountError::RateLimited)
+    /// A sign-up from the network: counted against the sign-up rates before any hash, then
+    /// [`Accounts::create_user`], audited.
+    pub async fn sign_up(&self, new: NewUser, ip: IpAddr) -> Result<UserRow, AccountError> {
+        self.limits.sign_up(ip).map_err(AccountError::RateLimited)?;
+        let user = self.create_user(new).await?;
+        if let Err(err) = self.db.audit("signup", Some(user.id), None, Some(&ip.to_string()), "new account").await {
+            tracing::error!(error = %err, "could not write the audit record of a sign-up");
+        }
+        Ok(user)
     }
 
     pub fn db(&self) -> &Db {

@@ -318,8 +318,8 @@ pub async fn signup(
     let signup = Signup::parse(&json_object(&headers, body, AUTH_BODY_LIMIT).await?, &state, true)?;
     // An unknown resource fails before the user exists, not after.
     state.rbac.resolve_resource(signup.target.resource.as_deref()).await?;
-    state.accounts.check_sign_up(client_ip(&state.trusted_proxies, peer.ip(), &headers))?;
-    let user = state.accounts.create_user(signup.new_user).await?;
+    let ip = client_ip(&state.trusted_proxies, peer.ip(), &headers);
+    let user = state.accounts.sign_up(signup.new_user, ip).await?;
     state.rbac.assign_default_roles(user.id).await.map_err(AccountError::from)?;
     let session = state
         .sessions

@@ -419,9 +419,6 @@ async fn sign_up(
     if !csrf_ok(&state, &headers, &form) {
         return again(StatusCode::FORBIDDEN, CSRF_FAILED);
     }
-    if let Err(err) = state.accounts.check_sign_up(client_ip(&state.trusted_proxies, peer.ip(), &headers)) {
-        return refused_page(&state, &headers, &request, username, err);
-    }
     let mut fields = Map::new();
     for name in ["username", "password", "email"] {
         fields.insert(name.into(), Value::String(form.get(name).to_owned()));
@@ -433,7 +430,8 @@ async fn sign_up(
             return again(StatusCode::BAD_REQUEST, &messages.join(" "));
         }
     };
-    let user = match state.accounts.create_user(signup.new_user).await {
+    let ip = client_ip(&state.trusted_proxies, peer.ip(), &headers);
+    let user = match state.accounts.sign_up(signup.new_user, ip).await {
         Ok(user) => user,
         Err(AccountError::UsernameTaken) => {
             return again(StatusCode::CONFLICT, &AccountError::UsernameTaken.to_string());
