@@ -81,6 +81,25 @@ pub enum Command {
     /// Manage the OIDC provider's applications (clients)
     #[command(subcommand)]
     App(apps::AppCommand),
+    /// Read the audit log
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Print the latest events, oldest first; with --follow, keep printing new ones
+    Tail {
+        /// How many of the latest events to print
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u32,
+        /// Only events of this kind (sign_in_failed, admin.role.create, ...)
+        #[arg(long)]
+        kind: Option<String>,
+        /// Keep running and print events as they are written
+        #[arg(short, long)]
+        follow: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -285,6 +304,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scope(command) => rbac::scope(&rbac_service(&settings).await?, command).await,
         Command::Role(command) => rbac::role(&rbac_service(&settings).await?, command).await,
         Command::App(command) => apps::app(&rbac_service(&settings).await?, command).await,
+        Command::Audit(command) => audit(&connect(&settings).await?, command).await,
         Command::Claims(command) => {
             let accounts = connect(&settings).await?;
             let rbac = crate::rbac::Rbac::new(accounts.db().clone(), settings.rbac.clone());
@@ -456,6 +476,43 @@ async fn serve(settings: &Settings) -> Result<(), Failure> {
     let addr = app.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!(%addr, "gatehouse is listening");
     app.run_until(startup::shutdown_signal()).await.map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+async fn audit(accounts: &Accounts, command: AuditCommand) -> Result<(), Failure> {
+    let AuditCommand::Tail { lines, kind, follow } = command;
+    let db = accounts.db();
+    let page = crate::db::PageRequest { limit: i64::from(lines), offset: 0 };
+    let latest = db.audit_events(page, kind.as_deref()).await.map_err(AccountError::from)?;
+    let mut last_id = latest.items.first().map_or(0, |e| e.id);
+    for event in latest.items.iter().rev() {
+        print_audit_event(event);
+    }
+    if !follow {
+        return Ok(());
+    }
+    if last_id == 0 {
+        // Nothing of this kind yet: start after whatever the log holds now.
+        let newest = db.audit_events(crate::db::PageRequest { limit: 1, offset: 0 }, None).await;
+        last_id = newest.map_err(AccountError::from)?.items.first().map_or(0, |e| e.id);
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for event in db.audit_events_after(last_id, 1000).await.map_err(AccountError::from)? {
+            last_id = event.id;
+            if kind.as_deref().is_none_or(|k| k == event.kind) {
+                print_audit_event(&event);
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn print_audit_event(event: &crate::db::AuditRow) {
+    let user = event.user_id.map_or("-".to_owned(), |id| id.to_string());
+    let ip = event.ip.as_deref().unwrap_or("-");
+    let session = event.session_id.as_deref().unwrap_or("-");
+    println!("{} {:<24} user={user} ip={ip} session={session} {}", event.at.to_django_text(), event.kind, event.detail);
 }
 
 async fn connect(settings: &Settings) -> Result<Accounts, Failure> {

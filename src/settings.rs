@@ -84,6 +84,10 @@ pub struct GlobalArgs {
     )]
     pub trusted_proxies: TrustedProxies,
 
+    /// Days the audit log keeps an event; older events are deleted by `serve` (0 keeps them all)
+    #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION_DAYS", global = true, default_value_t = 365, value_name = "DAYS")]
+    pub audit_retention_days: u32,
+
     /// MinimumLengthValidator: shortest accepted password in characters; 0 turns it off
     #[arg(long, env = "GATEHOUSE_PASSWORD_MIN_LENGTH", global = true, default_value_t = 8, value_name = "N")]
     pub password_min_length: usize,
@@ -323,6 +327,8 @@ pub struct HttpSettings {
     /// Create or upgrade the schema when `serve` starts.
     pub migrate_on_start: bool,
     pub trusted_proxies: TrustedProxies,
+    /// How long audit events are kept; `None` keeps them all.
+    pub audit_retention: Option<Duration>,
 }
 
 /// A configuration mistake: reported in one line, exit code 2.
@@ -441,6 +447,8 @@ impl Settings {
                 port: args.port,
                 migrate_on_start: true,
                 trusted_proxies: args.trusted_proxies.clone(),
+                audit_retention: (args.audit_retention_days > 0)
+                    .then(|| Duration::from_secs(u64::from(args.audit_retention_days) * 86_400)),
             },
             keys: KeySettings {
                 private_key_pem: env("AUTH_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),

@@ -36,6 +36,7 @@ pub fn tokens(settings: &Settings) -> Result<Tokens, tokens::KeyError> {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    audit_retention: Option<std::time::Duration>,
 }
 
 impl Application {
@@ -75,7 +76,7 @@ impl Application {
             admin: Arc::new(settings.admin.clone()),
             trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
         };
-        Ok(Application { listener, state })
+        Ok(Application { listener, state, audit_retention: settings.http.audit_retention })
     }
 
     /// What the handlers will share (tests read the hashing counters through it).
@@ -90,10 +91,27 @@ impl Application {
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let db = self.state.accounts.db().clone();
+        if let Some(retention) = self.audit_retention {
+            tokio::spawn(purge_audit_log(db.clone(), retention));
+        }
         let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         db.close().await;
         Ok(())
+    }
+}
+
+/// Deletes audit events older than `retention` now and every six hours.
+async fn purge_audit_log(db: Db, retention: std::time::Duration) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
+    loop {
+        every.tick().await;
+        let horizon = crate::db::DjangoTime(crate::db::DjangoTime::now().0 - retention);
+        match db.purge_audit(horizon).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "deleted audit events past their retention"),
+            Err(err) => tracing::warn!(error = %err, "could not purge the audit log"),
+        }
     }
 }
 

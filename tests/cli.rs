@@ -430,3 +430,17 @@ async fn app_commands_register_clients(db: TestDb) {
     assert_eq!(run(&db, &["app", "delete", &id], None).status.code(), Some(1));
 }
 on_both_backends!(app_commands, super::app_commands_register_clients);
+
+#[test]
+fn audit_tail_prints_the_latest_events() {
+    let db = TestDb::sqlite();
+    assert!(run(&db, &["migrate"], None).status.success());
+    assert!(run(&db, &["user", "create", "alice", "--no-password"], None).status.success());
+    assert!(run(&db, &["session", "revoke-all", "alice"], None).status.success());
+    let out = run(&db, &["audit", "tail", "-n", "5", "--kind", "session_revoked"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("session_revoked") && text.contains("0 session(s) ended by an operator"), "{text}");
+    let out = run(&db, &["audit", "tail", "--kind", "sign_in"], None);
+    assert!(out.status.success() && stdout(&out).is_empty());
+}

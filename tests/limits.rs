@@ -1,9 +1,10 @@
-//! Brute-force limits and the bounded hashing queue, over real HTTP. The limits live in memory,
-//! not in the database, so these run on SQLite only.
+//! Brute-force limits, the bounded hashing queue and the audit trail, over real HTTP. The limits
+//! live in memory, not in the database, so those tests run on SQLite only; the audit log runs on
+//! both backends.
 
 mod common;
 
-use common::{TestApp, TestDb, count, spawn_app_with};
+use common::{ADMIN_SECRET, TestApp, TestDb, count, execute, spawn_app_with, spawn_app_with_settings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -136,3 +137,47 @@ async fn a_full_hashing_queue_answers_503_instead_of_waiting() {
     assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
     assert_eq!(reqwest::get(app.url("/webhook/jwks")).await.unwrap().status(), 200);
 }
+
+async fn the_audit_log_is_listed_and_kept_for_its_retention(db: TestDb) {
+    // An event from two days ago, written before the server starts: a retention of one day
+    // deletes it when `serve` starts.
+    let accounts = db.accounts().await;
+    execute(
+        accounts.db(),
+        "INSERT INTO gatehouse_audit_event (at, kind, user_id, session_id, ip, detail) \
+         VALUES ('2000-01-01 00:00:00', 'sign_in', NULL, NULL, NULL, 'long ago')",
+    )
+    .await;
+    let mut settings = db.settings(&["--audit-retention-days", "1"]);
+    settings.admin.secret_digest = Some(<sha2::Sha256 as sha2::Digest>::digest(ADMIN_SECRET).into());
+    let app = spawn_app_with_settings(db, settings).await;
+    app.create_user("alice", PASSWORD).await;
+    assert_eq!(login(&app, "alice", "wrong").await.status(), 401);
+    assert_eq!(login(&app, "alice", PASSWORD).await.status(), 200);
+
+    let list = |query: &'static str, credential: &'static str| {
+        let request = reqwest::Client::new().get(app.url(&format!("/api/audit-events{query}"))).bearer_auth(credential);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(list("", "not-the-secret").await.status(), 401);
+    let response = list("?kind=sign_in_failed", ADMIN_SECRET).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["total-number"], "1");
+    let events: Value = response.json().await.unwrap();
+    assert_eq!(events[0]["kind"], "sign_in_failed");
+    assert_eq!(events[0]["ip"], "127.0.0.1");
+    assert_eq!(events[0]["detail"], "for \"alice\"");
+    let all: Value = list("?page_size=100", ADMIN_SECRET).await.json().await.unwrap();
+    assert_eq!(all[0]["kind"], "sign_in", "newest first");
+    let db = app.db.connect().await;
+    let mut gone = false;
+    for _ in 0..50 {
+        if count(&db, "SELECT COUNT(*) FROM gatehouse_audit_event WHERE detail = 'long ago'").await == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the event past its retention was deleted");
+}
+on_both_backends!(audit_log, super::the_audit_log_is_listed_and_kept_for_its_retention);

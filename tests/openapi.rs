@@ -16,6 +16,7 @@ const SECRET: &str = "openapi-test-admin-secret-0123456789abcdef";
 /// parameter names). A route added there must be added here and to the document.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/openapi.json"),
+    ("GET", "/api/audit-events"),
     ("GET", "/api/resources"),
     ("POST", "/api/resources"),
     ("GET", "/api/resources/{id}"),

@@ -23,7 +23,7 @@ pub use self::applications::ApplicationRow;
 pub use self::groups::GroupSummary;
 pub use self::oidc::{CodeRow, Consumed, GrantRow, OpaqueTokenRow};
 pub use self::rbac::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow};
-pub use self::sessions::{RefreshRow, Rotation, SessionRow, SessionState};
+pub use self::sessions::{AuditRow, RefreshRow, Rotation, SessionRow, SessionState};
 pub use self::time::DjangoTime;
 pub use self::users::{NewUserRow, UserRow};
 

@@ -60,6 +60,7 @@ pub fn router() -> Router<AppState> {
         .route("/applications/{id}/secret", axum::routing::post(rotate_application_secret))
         .route("/applications/{id}/roles", get(list_application_roles).post(add_application_roles))
         .route("/applications/{id}/roles/{role_id}", axum::routing::delete(remove_application_role))
+        .route("/audit-events", get(list_audit_events))
         .route("/configs/jwt-customizer", get(list_claims_configs))
         .route("/configs/jwt-customizer/test", axum::routing::post(test_claims_script))
         .route(
@@ -583,6 +584,28 @@ async fn remove_role_user(
 async fn list_users(State(s): State<AppState>, _: Admin, RawQuery(q): Q) -> ApiResult {
     let page = page(&q)?;
     Ok(paged_map(s.rbac.db().users_page(page).await.map_err(RbacError::from)?, user_view))
+}
+
+/// The audit log, newest first; `kind` filters.
+async fn list_audit_events(State(s): State<AppState>, _: Admin, RawQuery(q): Q) -> ApiResult {
+    let page = page(&q)?;
+    let query: BTreeMap<String, String> =
+        url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
+    let kind = query.get("kind").map(String::as_str).filter(|k| !k.is_empty());
+    let events = s.rbac.db().audit_events(page, kind).await.map_err(RbacError::from)?;
+    Ok(paged_map(events, audit_view))
+}
+
+fn audit_view(e: crate::db::AuditRow) -> Value {
+    json!({
+        "id": e.id,
+        "at": rfc3339(&e.at),
+        "kind": e.kind,
+        "userId": e.user_id,
+        "sessionId": e.session_id,
+        "ip": e.ip,
+        "detail": e.detail,
+    })
 }
 
 async fn create_user(State(s): State<AppState>, admin: Admin, JsonBody(b): JsonBody) -> ApiResult {
