@@ -138,6 +138,27 @@ struct PageInput<'a> {
     error: &'a str,
 }
 
+/// A page whose form carries the authorization request and a CSRF token, with `extra` values.
+fn form_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    status: StatusCode,
+    (template, path): (&str, &str),
+    extra: &[(&str, &str)],
+) -> Response {
+    let (set_cookie, token) = csrf(state, headers);
+    let action = action(state, path);
+    let mut values = vec![
+        ("app_name", request.client.name.as_str()),
+        ("action", action.as_str()),
+        ("request", request.raw.as_str()),
+        ("csrf", token.as_str()),
+    ];
+    values.extend_from_slice(extra);
+    html(status, state.oidc.settings().templates.render(template, &values), set_cookie.into_iter().collect())
+}
+
 fn sign_in_page(
     state: &AppState,
     headers: &HeaderMap,
@@ -145,27 +166,17 @@ fn sign_in_page(
     status: StatusCode,
     input: PageInput<'_>,
 ) -> Response {
-    let (set_cookie, token) = csrf(state, headers);
     let signup_href = match state.hasura.signup {
-        true => with_query(&format!("http://x{}", action(state, "/auth/sign-up")), &[("request", &request.raw)])
-            .trim_start_matches("http://x")
-            .to_owned(),
+        true => {
+            let query =
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("request", &request.raw).finish();
+            format!("{}?{query}", action(state, "/auth/sign-up"))
+        }
         false => String::new(),
     };
     let username = if input.username.is_empty() { request.login_hint.as_deref().unwrap_or("") } else { input.username };
-    let body = state.oidc.settings().templates.render(
-        "sign-in.html",
-        &[
-            ("app_name", &request.client.name),
-            ("action", &action(state, "/auth/sign-in")),
-            ("request", &request.raw),
-            ("csrf", &token),
-            ("username", username),
-            ("error", input.error),
-            ("signup_href", &signup_href),
-        ],
-    );
-    html(status, body, set_cookie.into_iter().collect())
+    let extra = [("username", username), ("error", input.error), ("signup_href", signup_href.as_str())];
+    form_page(state, headers, request, status, ("sign-in.html", "/auth/sign-in"), &extra)
 }
 
 fn sign_up_form(
@@ -175,22 +186,10 @@ fn sign_up_form(
     status: StatusCode,
     input: PageInput<'_>,
 ) -> Response {
-    let (set_cookie, token) = csrf(state, headers);
     let signin_href = format!("{}?{}", action(state, "/auth"), request.raw);
-    let body = state.oidc.settings().templates.render(
-        "sign-up.html",
-        &[
-            ("app_name", &request.client.name),
-            ("action", &action(state, "/auth/sign-up")),
-            ("request", &request.raw),
-            ("csrf", &token),
-            ("username", input.username),
-            ("email", input.email),
-            ("error", input.error),
-            ("signin_href", &signin_href),
-        ],
-    );
-    html(status, body, set_cookie.into_iter().collect())
+    let extra =
+        [("username", input.username), ("email", input.email), ("error", input.error), ("signin_href", &signin_href)];
+    form_page(state, headers, request, status, ("sign-up.html", "/auth/sign-up"), &extra)
 }
 
 /// The live SSO session the browser's cookie names.
@@ -215,19 +214,12 @@ async fn finish_authorization(
             Ok(None) => return sign_in_page(state, headers, request, StatusCode::OK, PageInput::default()),
             Err(err) => return unavailable_page(state, &err),
         };
-        let (set_cookie, token) = csrf(state, headers);
-        let body = state.oidc.settings().templates.render(
-            "consent.html",
-            &[
-                ("app_name", &request.client.name),
-                ("username", &user.username),
-                ("scope", &request.scope()),
-                ("action", &action(state, "/auth/consent")),
-                ("request", &request.raw),
-                ("csrf", &token),
-            ],
-        );
-        return html(StatusCode::OK, body, cookies.into_iter().chain(set_cookie).collect());
+        let extra = [("username", user.username.as_str()), ("scope", &request.scope())];
+        let mut page = form_page(state, headers, request, StatusCode::OK, ("consent.html", "/auth/consent"), &extra);
+        for cookie in cookies.iter().filter_map(|c| HeaderValue::from_str(c).ok()) {
+            page.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        return page;
     }
     match state.oidc.issue_code(request, browser.user_id, browser).await {
         Ok(location) => see_other(&location, cookies),

@@ -224,6 +224,11 @@ pub async fn spawn_app_with(db: TestDb, flags: &[&str]) -> TestApp {
 /// [`spawn_app`] with settings built by the caller (for values only the environment sets).
 pub async fn spawn_app_with_settings(db: TestDb, settings: Settings) -> TestApp {
     let app = Application::build(&settings).await.expect("build application");
+    start(app, db, settings)
+}
+
+/// Runs a built application until the returned [`TestApp`] is dropped.
+fn start(app: Application, db: TestDb, settings: Settings) -> TestApp {
     let address = app.local_addr().expect("bound address");
     let hashing = app.state().accounts.hashing().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -246,13 +251,7 @@ pub async fn spawn_app_at_own_url(db: TestDb, flags: &[&str], admin_secret: bool
         settings.admin.secret_digest = Some(sha2::Sha256::digest(ADMIN_SECRET).into());
     }
     let app = Application::build_on(&settings, listener).await.expect("build application");
-    let address = app.local_addr().expect("bound address");
-    let hashing = app.state().accounts.hashing().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
-    TestApp { address, db, shutdown: Some(stop), settings, hashing }
+    start(app, db, settings)
 }
 
 /// The admin secret tests configure.
