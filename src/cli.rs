@@ -6,18 +6,22 @@ mod rbac;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
 
 use clap::{Parser, Subcommand};
 
 use crate::accounts::{AccountError, Accounts, NewUser, Password};
-use crate::db::DjangoTime;
 use crate::db::migrate::DjangoSchema;
+use crate::db::{AuditEvent, DjangoTime};
 use crate::django::validators::Username;
 use crate::sessions;
 use crate::settings::{ConfigError, GlobalArgs, ServeArgs, Settings};
 use crate::startup::{self, Application};
 use crate::telemetry;
 use crate::tokens::keys::{self, KeyRing, SigningAlg};
+use crate::tokens::stored;
 use crate::tokens::{self, hasura_v2};
 
 /// Authentication for Hasura over a Django project's own users, groups and password hashes.
@@ -51,6 +55,9 @@ pub enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Rotate and list the signing keys kept in the database (GATEHOUSE_KEY_ENCRYPTION_KEY)
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the environment Hasura needs to trust gatehouse
     HasuraConfig {
         /// JWT mode (Hasura verifies tokens with gatehouse's JWKS) or webhook mode
@@ -124,6 +131,27 @@ pub enum HookMode {
     Get,
     #[value(name = "POST")]
     Post,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Introduce the next signing key: published at once, signing after the JWKS caches have
+    /// seen it; the keys in use retire once every token they signed has expired
+    Rotate {
+        /// Algorithm of the next key [default: GATEHOUSE_JWT_ALG]
+        #[arg(long, value_enum)]
+        alg: Option<SigningAlg>,
+        /// Seconds between publishing and signing [default: JWKS max-age + key reload
+        /// interval + 30]
+        #[arg(long, value_name = "SECONDS")]
+        publish_for: Option<u64>,
+        /// Seconds the keys in use keep verifying after the next key signs [default: the
+        /// longest token lifetime + 30]
+        #[arg(long, value_name = "SECONDS")]
+        retire_after: Option<u64>,
+    },
+    /// List the stored keys and their schedule
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -298,8 +326,19 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Session(command) => session(&connect(&settings).await?, &settings, command).await,
         Command::Token(TokenCommand::Inspect { token, jwks, allowed_skew, json }) => {
-            inspect(&settings, &token, jwks.as_deref(), allowed_skew, json)
+            let jwks = match jwks {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+                    hasura_v2::parse_jwks(&bytes).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
+                }
+                None => own_keys(&settings)
+                    .await
+                    .map_err(|e| Failure::Runtime(format!("{e}; pass --jwks FILE to check against another JWKS")))?
+                    .jwks(),
+            };
+            inspect(&settings, &token, &jwks, allowed_skew, json)
         }
+        Command::Keys(command) => keys_command(&settings, command).await,
         Command::Resource(command) => rbac::resource(&rbac_service(&settings).await?, command).await,
         Command::Scope(command) => rbac::scope(&rbac_service(&settings).await?, command).await,
         Command::Role(command) => rbac::role(&rbac_service(&settings).await?, command).await,
@@ -342,7 +381,7 @@ async fn session(accounts: &Accounts, settings: &Settings, command: SessionComma
             if !revoked {
                 return Err(Failure::Runtime(format!("no live session with id {id:?}")));
             }
-            db.audit("session_revoked", None, Some(&id), None, "ended by an operator")
+            db.audit_event(&AuditEvent::new("session_revoked", "ended by an operator").by("cli").session(Some(&id)))
                 .await
                 .map_err(AccountError::from)?;
             println!("Ended session {id}.");
@@ -350,12 +389,10 @@ async fn session(accounts: &Accounts, settings: &Settings, command: SessionComma
         SessionCommand::RevokeAll { username } => {
             let id = user_id(username.clone()).await?;
             let ended = db.revoke_user_sessions(id, now, "revoked_by_operator").await.map_err(AccountError::from)?;
-            db.audit(
-                "session_revoked",
-                Some(id),
-                None,
-                None,
-                &format!("{} session(s) ended by an operator", ended.len()),
+            db.audit_event(
+                &AuditEvent::new("session_revoked", &format!("{} session(s) ended by an operator", ended.len()))
+                    .by("cli")
+                    .about(Some(id)),
             )
             .await
             .map_err(AccountError::from)?;
@@ -431,13 +468,85 @@ pub fn hasura_config(settings: &Settings, mode: HasuraMode, hook_mode: HookMode)
     out
 }
 
-fn inspect(
-    settings: &Settings,
-    token: &str,
-    jwks: Option<&Path>,
-    allowed_skew: f64,
-    json: bool,
-) -> Result<(), Failure> {
+/// The keys the server verifies with: stored ones when GATEHOUSE_KEY_ENCRYPTION_KEY is set.
+async fn own_keys(settings: &Settings) -> Result<KeyRing, String> {
+    tokens::install_crypto_provider();
+    match &settings.keys.vault {
+        Some(vault) => {
+            let accounts = startup::accounts(settings).await.map_err(|e| e.to_string())?;
+            stored::load(accounts.db(), vault, &settings.keys)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no signing key is stored yet (start `gatehouse serve` once)".to_owned())
+        }
+        None => KeyRing::load_existing(&settings.keys).map_err(|e| e.to_string()),
+    }
+}
+
+async fn keys_command(settings: &Settings, command: KeysCommand) -> Result<(), Failure> {
+    tokens::install_crypto_provider();
+    let Some(vault) = &settings.keys.vault else {
+        return Err(Failure::Usage(
+            "the signing keys are not in the database: set GATEHOUSE_KEY_ENCRYPTION_KEY \
+             (see docs/operations.md, \"Key rotation\")"
+                .into(),
+        ));
+    };
+    let accounts = connect(settings).await?;
+    let db = accounts.db();
+    match command {
+        KeysCommand::Rotate { alg, publish_for, retire_after } => {
+            // The key table must hold the current key before the next one retires it.
+            stored::load_or_create(db, vault, &settings.keys).await.map_err(|e| Failure::Runtime(e.to_string()))?;
+            let safe = stored::safe_rotation_times(
+                db,
+                Duration::from_secs(u64::from(settings.hasura.jwks_max_age)),
+                settings.keys.reload_interval,
+                Duration::from_secs(settings.claims.access_ttl_secs),
+            )
+            .await
+            .map_err(AccountError::from)?;
+            let times = stored::RotationTimes {
+                publish_for: publish_for.map_or(safe.publish_for, Duration::from_secs),
+                retire_after: retire_after.map_or(safe.retire_after, Duration::from_secs),
+            };
+            let alg = alg.unwrap_or(settings.keys.generate_alg);
+            let rotation =
+                stored::rotate(db, vault, alg, times, "cli").await.map_err(|e| Failure::Runtime(e.to_string()))?;
+            println!(
+                "Next key {} ({}) is published now and signs from {}.",
+                rotation.kid,
+                rotation.alg.hasura_type(),
+                rotation.active_from
+            );
+            if !rotation.retiring.is_empty() {
+                println!("Retiring {} at {}.", rotation.retiring.join(", "), rotation.retire_at);
+            }
+        }
+        KeysCommand::List => {
+            let now = DjangoTime::now();
+            for key in db.signing_keys().await.map_err(AccountError::from)? {
+                let state = match key.retire_at {
+                    Some(at) if at <= now => "retired",
+                    _ if key.active_from > now => "published",
+                    Some(_) => "retiring",
+                    None => "signing",
+                };
+                let retire = key.retire_at.map_or("-".to_owned(), |at| at.to_django_text());
+                println!(
+                    "{:<45} {:<8} {:<9} signs from {}  retires {retire}",
+                    key.kid,
+                    key.alg,
+                    state,
+                    key.active_from.to_django_text()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn inspect(settings: &Settings, token: &str, jwks: &JwkSet, allowed_skew: f64, json: bool) -> Result<(), Failure> {
     tokens::install_crypto_provider();
     let token = if token == "-" {
         let mut line = String::new();
@@ -446,15 +555,6 @@ fn inspect(
     } else {
         token.trim().to_owned()
     };
-    let jwks = match jwks {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-            hasura_v2::parse_jwks(&bytes).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
-        }
-        None => KeyRing::load_existing(&settings.keys)
-            .map_err(|e| Failure::Runtime(format!("{e}; pass --jwks FILE to check against another JWKS")))?
-            .jwks(),
-    };
     let config = hasura_v2::HasuraJwtConfig {
         claims_namespace: settings.claims.namespace.clone(),
         claims_format: settings.claims.format,
@@ -462,7 +562,7 @@ fn inspect(
         audience: settings.claims.audience.iter().cloned().collect(),
         allowed_skew_secs: allowed_skew,
     };
-    let report = hasura_v2::check_now(&token, &jwks, &config);
+    let report = hasura_v2::check_now(&token, jwks, &config);
     if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
@@ -512,7 +612,14 @@ fn print_audit_event(event: &crate::db::AuditRow) {
     let user = event.user_id.map_or("-".to_owned(), |id| id.to_string());
     let ip = event.ip.as_deref().unwrap_or("-");
     let session = event.session_id.as_deref().unwrap_or("-");
-    println!("{} {:<24} user={user} ip={ip} session={session} {}", event.at.to_django_text(), event.kind, event.detail);
+    let actor = event.actor.as_deref().unwrap_or("-");
+    println!(
+        "{} {:<24} {:<7} actor={actor} user={user} ip={ip} session={session} {}",
+        event.at.to_django_text(),
+        event.kind,
+        event.outcome,
+        event.detail
+    );
 }
 
 async fn connect(settings: &Settings) -> Result<Accounts, Failure> {

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod cli;
+pub mod cluster;
 pub mod db;
 pub mod django;
 pub mod http;

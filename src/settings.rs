@@ -18,6 +18,7 @@ use crate::oidc::OidcSettings;
 use crate::rbac::RbacSettings;
 use crate::rbac::script::ScriptLimits;
 use crate::sessions::SessionSettings;
+use crate::tokens::stored::KeyVault;
 use crate::tokens::{
     ClaimsFormat, ClaimsSettings, GroupRoles, KeySettings, RoleSettings, SessionVariables, SigningAlg,
 };
@@ -155,6 +156,19 @@ pub struct TokenArgs {
     /// `Cache-Control: max-age` of the JWKS, in seconds: how soon Hasura sees a rotated key
     #[arg(long, env = "GATEHOUSE_JWKS_MAX_AGE", global = true, default_value_t = 300, value_name = "SECONDS")]
     pub jwks_max_age: u32,
+
+    /// With the keys in the database (GATEHOUSE_KEY_ENCRYPTION_KEY): how often each instance
+    /// re-reads them, in seconds (PostgreSQL also tells instances at once)
+    #[arg(long, env = "GATEHOUSE_KEY_RELOAD_INTERVAL", global = true, default_value_t = 60, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub key_reload_interval: u64,
+
+    /// How long the webhook trusts its answer that a session is live, in seconds. Revocations
+    /// made by gatehouse reach every instance at once on PostgreSQL; changes made by Django
+    /// (a password or is_active) are seen after at most this long
+    #[arg(long, env = "GATEHOUSE_SESSION_CACHE_TTL", global = true, default_value_t = 1, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub session_cache_ttl: u64,
 
     /// Where the Hasura claims go in the token (Hasura v3/DDN: claims.jwt.hasura.io)
     #[arg(long, env = "GATEHOUSE_CLAIMS_NAMESPACE", global = true, default_value = "https://hasura.io/jwt/claims")]
@@ -413,6 +427,12 @@ impl Settings {
             Some(secret) => Some(sha2::Sha256::digest(secret.as_bytes()).into()),
             None => None,
         };
+        let vault = match env("GATEHOUSE_KEY_ENCRYPTION_KEY").filter(|v| !v.is_empty()) {
+            Some(secret) => Some(std::sync::Arc::new(
+                KeyVault::new(&secret).map_err(|e| ConfigError(format!("GATEHOUSE_KEY_ENCRYPTION_KEY {e}")))?,
+            )),
+            None => None,
+        };
         if t.claims_namespace.trim().is_empty() {
             return Err(ConfigError("GATEHOUSE_CLAIMS_NAMESPACE must not be empty".into()));
         }
@@ -457,6 +477,8 @@ impl Settings {
                 extra_public_pems: env("GATEHOUSE_EXTRA_PUBLIC_KEYS").filter(|v| !v.trim().is_empty()),
                 data_dir: t.data_dir.clone(),
                 generate_alg: t.jwt_alg,
+                vault,
+                reload_interval: Duration::from_secs(t.key_reload_interval),
             },
             claims: ClaimsSettings {
                 issuer,
@@ -481,6 +503,7 @@ impl Settings {
                 absolute_ttl_secs: t.session_ttl,
                 idle_ttl_secs: t.session_idle_ttl,
                 reuse_grace_secs: t.refresh_reuse_grace,
+                cache_ttl: Duration::from_secs(t.session_cache_ttl),
             },
             rbac: RbacSettings {
                 management_indicator: format!("{public_url}/api"),

@@ -15,7 +15,8 @@ use crate::oidc::flow::Provider;
 use crate::rbac::Rbac;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
-use crate::tokens::{self, KeyRing, Tokens};
+use crate::tokens::stored::{self, StoredKeyError};
+use crate::tokens::{self, KeyRing, KeySettings, Tokens};
 
 /// Connects to the database and builds the account service from the settings.
 pub async fn accounts(settings: &Settings) -> Result<Accounts, DbError> {
@@ -25,10 +26,15 @@ pub async fn accounts(settings: &Settings) -> Result<Accounts, DbError> {
     Ok(Accounts::new(db, hashing, settings.password_policy.clone()).with_limits(settings.limits.clone()))
 }
 
-/// Loads (or, on first start, generates) the signing key and builds the token service.
-pub fn tokens(settings: &Settings) -> Result<Tokens, tokens::KeyError> {
+/// Loads (or, on first start, generates) the signing keys and builds the token service: from
+/// the database when `GATEHOUSE_KEY_ENCRYPTION_KEY` is set, else from the environment or the
+/// data directory.
+pub async fn tokens(settings: &Settings, db: &Db) -> Result<Tokens, StoredKeyError> {
     tokens::install_crypto_provider();
-    let keys = KeyRing::load(&settings.keys)?;
+    let keys = match &settings.keys.vault {
+        Some(vault) => stored::load_or_create(db, vault, &settings.keys).await?,
+        None => KeyRing::load(&settings.keys)?,
+    };
     Ok(Tokens::new(keys, settings.claims.clone()))
 }
 
@@ -37,6 +43,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     audit_retention: Option<std::time::Duration>,
+    keys: KeySettings,
 }
 
 impl Application {
@@ -48,11 +55,11 @@ impl Application {
     /// [`Application::build`] on a listener bound already (so that the public URL can name
     /// its port before the settings are made).
     pub async fn build_on(settings: &Settings, listener: TcpListener) -> anyhow::Result<Application> {
-        let tokens = self::tokens(settings)?;
         let accounts = accounts(settings).await?;
         if settings.http.migrate_on_start {
             accounts.db().migrate().await?;
         }
+        let tokens = self::tokens(settings, accounts.db()).await?;
         let successor_key = tokens.keys().derive_secret("gatehouse refresh-token successor v1");
         let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key);
         let rbac = Rbac::new(accounts.db().clone(), settings.rbac.clone());
@@ -76,7 +83,7 @@ impl Application {
             admin: Arc::new(settings.admin.clone()),
             trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
         };
-        Ok(Application { listener, state, audit_retention: settings.http.audit_retention })
+        Ok(Application { listener, state, audit_retention: settings.http.audit_retention, keys: settings.keys.clone() })
     }
 
     /// What the handlers will share (tests read the hashing counters through it).
@@ -94,6 +101,7 @@ impl Application {
         if let Some(retention) = self.audit_retention {
             tokio::spawn(purge_audit_log(db.clone(), retention));
         }
+        crate::cluster::spawn(&db, &self.state.tokens, &self.state.sessions, &self.keys);
         let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         db.close().await;

@@ -290,7 +290,7 @@ fn auth_private_key_from_the_environment_signs_and_inspect_agrees() {
         let mut settings = db.settings(&[]);
         settings.keys.private_key_pem = Some(private.clone());
         settings.keys.key_id = Some("key-2026".into());
-        let tokens = gatehouse::startup::tokens(&settings).unwrap();
+        let tokens = gatehouse::startup::tokens(&settings, &db.connect().await).await.unwrap();
         assert_eq!(tokens.keys().kid(), "key-2026");
         let accounts = db.accounts().await;
         let user = accounts.db().user_by_username("kate").await.unwrap().unwrap();
@@ -443,4 +443,33 @@ fn audit_tail_prints_the_latest_events() {
     assert!(text.contains("session_revoked") && text.contains("0 session(s) ended by an operator"), "{text}");
     let out = run(&db, &["audit", "tail", "--kind", "sign_in"], None);
     assert!(out.status.success() && stdout(&out).is_empty());
+}
+
+#[test]
+fn keys_rotate_publishes_the_next_key_and_lists_the_schedule() {
+    let db = TestDb::sqlite();
+    assert!(run(&db, &["migrate"], None).status.success());
+    let dir = db.dir().unwrap();
+    let without = run_in(dir, &[("DATABASE_URL", &db.url)], &["keys", "list"], None);
+    assert_eq!(without.status.code(), Some(2), "no stored keys without the encryption key");
+    assert!(stderr(&without).contains("GATEHOUSE_KEY_ENCRYPTION_KEY"), "{}", stderr(&without));
+
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("GATEHOUSE_KEY_ENCRYPTION_KEY", "a-cli-test-encryption-key-of-32-chars-or-more"),
+    ];
+    let out =
+        run_in(dir, &env, &["keys", "rotate", "--alg", "EdDSA", "--publish-for", "600", "--retire-after", "60"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("(Ed25519) is published now and signs from"), "{text}");
+    assert!(text.contains("Retiring "), "the first key was stored, then scheduled to retire: {text}");
+
+    let out = run_in(dir, &env, &["keys", "list"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let states: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    assert_eq!(states, ["retiring", "published"], "{text}");
+    let out = run_in(dir, &env, &["audit", "tail", "--kind", "key_rotated"], None);
+    assert!(stdout(&out).contains("actor=cli"), "{}", stdout(&out));
 }

@@ -415,17 +415,18 @@ async fn es256_and_eddsa_tokens_verify_too() {
 async fn the_signing_key_is_generated_once_and_never_replaced() {
     let db = TestDb::sqlite();
     let settings = db.settings(&[]);
-    let first = gatehouse::startup::tokens(&settings).unwrap();
+    let conn = db.connect().await;
+    let first = gatehouse::startup::tokens(&settings, &conn).await.unwrap();
     let path = settings.keys.data_dir.join("signing-key.pem");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    let again = gatehouse::startup::tokens(&settings).unwrap();
+    let again = gatehouse::startup::tokens(&settings, &conn).await.unwrap();
     assert_eq!(first.keys().kid(), again.keys().kid(), "a restart keeps the key");
     std::fs::write(&path, "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n").unwrap();
-    let err = gatehouse::startup::tokens(&settings).unwrap_err().to_string();
+    let err = gatehouse::startup::tokens(&settings, &conn).await.unwrap_err().to_string();
     assert!(err.contains("signing-key.pem"), "{err}");
     assert!(std::fs::read_to_string(&path).unwrap().contains("garbage"), "a broken key is reported, not replaced");
 }

@@ -167,8 +167,12 @@ async fn the_audit_log_is_listed_and_kept_for_its_retention(db: TestDb) {
     assert_eq!(events[0]["kind"], "sign_in_failed");
     assert_eq!(events[0]["ip"], "127.0.0.1");
     assert_eq!(events[0]["detail"], "for \"alice\"");
+    assert_eq!(events[0]["outcome"], "failure");
+    assert_eq!(events[0]["actor"], Value::Null, "an anonymous attempt");
     let all: Value = list("?page_size=100", ADMIN_SECRET).await.json().await.unwrap();
     assert_eq!(all[0]["kind"], "sign_in", "newest first");
+    assert_eq!(all[0]["outcome"], "success");
+    assert_eq!(all[0]["actor"], format!("user:{}", all[0]["userId"]));
     let db = app.db.connect().await;
     let mut gone = false;
     for _ in 0..50 {

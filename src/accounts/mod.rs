@@ -8,7 +8,7 @@ mod password;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::db::{Db, DbError, DjangoTime, GroupSummary, NewUserRow, UserRow, is_unique_violation};
+use crate::db::{AuditEvent, Db, DbError, DjangoTime, GroupSummary, NewUserRow, UserRow, is_unique_violation};
 use crate::django::hashers;
 use crate::django::validators::{PasswordPolicy, PasswordViolation, UserAttributes, Username};
 
@@ -107,12 +107,14 @@ impl Accounts {
         let audited = match &user {
             Some(user) => {
                 self.limits.sign_in_succeeded(username);
-                self.db.audit("sign_in", Some(user.id), None, Some(&ip_text), "password accepted").await
+                let event = AuditEvent::by_user("sign_in", user.id, "password accepted").from_ip(Some(&ip_text));
+                self.db.audit_event(&event).await
             }
             None => {
                 self.limits.sign_in_failed(username, ip);
                 let name: String = username.chars().take(150).collect();
-                self.db.audit("sign_in_failed", None, None, Some(&ip_text), &format!("for {name:?}")).await
+                let detail = format!("for {name:?}");
+                self.db.audit_event(&AuditEvent::new("sign_in_failed", &detail).from_ip(Some(&ip_text)).failed()).await
             }
         };
         if let Err(err) = audited {
@@ -126,7 +128,9 @@ impl Accounts {
     pub async fn sign_up(&self, new: NewUser, ip: IpAddr) -> Result<UserRow, AccountError> {
         self.limits.sign_up(ip).map_err(AccountError::RateLimited)?;
         let user = self.create_user(new).await?;
-        if let Err(err) = self.db.audit("signup", Some(user.id), None, Some(&ip.to_string()), "new account").await {
+        let ip = ip.to_string();
+        let event = AuditEvent::by_user("signup", user.id, "new account").from_ip(Some(&ip));
+        if let Err(err) = self.db.audit_event(&event).await {
             tracing::error!(error = %err, "could not write the audit record of a sign-up");
         }
         Ok(user)

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::Failure;
 use crate::accounts::{AccountError, Accounts};
-use crate::db::PageRequest;
+use crate::db::{AuditEvent, PageRequest};
 use crate::rbac::custom_claims::{CustomClaimsConfig, PutError, TokenType};
 use crate::rbac::{DEFAULT_RESOURCE_TTL, Indicator, Rbac, RbacError, RoleName, RoleType, ScopeName, TokenRequest};
 use crate::settings::Settings;
@@ -139,8 +139,8 @@ fn usage<T>(result: Result<T, String>) -> Result<T, Failure> {
 
 /// Records an operator's change, as the admin API does for its callers.
 pub(super) async fn audit(rbac: &Rbac, kind: &str, detail: String) -> Result<(), Failure> {
-    let detail = format!("{detail} (by the command line)");
-    rbac.db().audit(kind, None, None, None, &detail).await.map_err(|e| Failure::from(AccountError::from(e)))
+    let event = AuditEvent::new(kind, &detail).by("cli");
+    rbac.db().audit_event(&event).await.map_err(|e| Failure::from(AccountError::from(e)))
 }
 
 pub async fn resource(rbac: &Rbac, command: ResourceCommand) -> Result<(), Failure> {

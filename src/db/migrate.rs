@@ -283,6 +283,47 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX gatehouse_oidc_access_token_session ON gatehouse_oidc_access_token (session_id);
     ",
     },
+    Migration {
+        version: 5,
+        name: "0005_scale_out",
+        sqlite: "
+        CREATE TABLE gatehouse_signing_key (
+            kid varchar(128) NOT NULL PRIMARY KEY,
+            alg varchar(16) NOT NULL,
+            private_key text NOT NULL,
+            created_at datetime NOT NULL,
+            active_from datetime NOT NULL,
+            retire_at datetime NULL
+        );
+        ALTER TABLE gatehouse_audit_event ADD COLUMN actor varchar(200) NULL;
+        ALTER TABLE gatehouse_audit_event ADD COLUMN outcome varchar(16) NOT NULL DEFAULT 'success';
+    ",
+        // Every instance evicts a session from its webhook cache when any instance (or an
+        // operator in psql) ends it: the notification is sent on commit, by the data itself.
+        postgres: "
+        CREATE TABLE gatehouse_signing_key (
+            kid varchar(128) NOT NULL PRIMARY KEY,
+            alg varchar(16) NOT NULL,
+            private_key text NOT NULL,
+            created_at timestamptz NOT NULL,
+            active_from timestamptz NOT NULL,
+            retire_at timestamptz NULL
+        );
+        ALTER TABLE gatehouse_audit_event ADD COLUMN actor varchar(200) NULL;
+        ALTER TABLE gatehouse_audit_event ADD COLUMN outcome varchar(16) NOT NULL DEFAULT 'success';
+        CREATE FUNCTION gatehouse_session_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('gatehouse_session_ended', OLD.id);
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER gatehouse_session_revoked AFTER UPDATE OF revoked_at ON gatehouse_session
+            FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
+            EXECUTE FUNCTION gatehouse_session_ended();
+        CREATE TRIGGER gatehouse_session_deleted AFTER DELETE ON gatehouse_session
+            FOR EACH ROW EXECUTE FUNCTION gatehouse_session_ended();
+    ",
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

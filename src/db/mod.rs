@@ -5,7 +5,9 @@
 //! option: it cannot decode Django's `bool` and `datetime` columns.
 
 mod applications;
+mod audit;
 mod groups;
+mod keys;
 pub mod migrate;
 mod oidc;
 mod rbac;
@@ -20,10 +22,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use self::applications::ApplicationRow;
+pub use self::audit::{AuditEvent, AuditRow};
 pub use self::groups::GroupSummary;
+pub use self::keys::{KEYS_CHANGED_CHANNEL, SigningKeyRow};
 pub use self::oidc::{CodeRow, Consumed, GrantRow, OpaqueTokenRow};
 pub use self::rbac::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow};
-pub use self::sessions::{AuditRow, RefreshRow, Rotation, SessionRow, SessionState};
+pub use self::sessions::{RefreshRow, Rotation, SessionRow, SessionState};
 pub use self::time::DjangoTime;
 pub use self::users::{NewUserRow, UserRow};
 

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::oidc::{GrantRow, INSERT_GRANT};
-use super::{Db, DbError, DjangoTime, Page, PageRequest, on_pool};
+use super::{Db, DbError, DjangoTime, on_pool};
 
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct SessionRow {
@@ -39,20 +39,6 @@ pub struct RefreshRow {
     pub session_id: String,
     pub rotated_at: Option<DjangoTime>,
 }
-
-/// One audit-log record.
-#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
-pub struct AuditRow {
-    pub id: i64,
-    pub at: DjangoTime,
-    pub kind: String,
-    pub user_id: Option<i32>,
-    pub session_id: Option<String>,
-    pub ip: Option<String>,
-    pub detail: String,
-}
-
-const AUDIT_COLUMNS: &str = "id, at, kind, user_id, session_id, ip, detail";
 
 /// How a rotation attempt ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -181,61 +167,5 @@ impl Db {
              ORDER BY s.created_at DESC"
         );
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await?))
-    }
-
-    /// The audit log, newest first, optionally of one kind.
-    pub async fn audit_events(&self, page: PageRequest, kind: Option<&str>) -> Result<Page<AuditRow>, DbError> {
-        let (filter, count) = match kind {
-            Some(_) => {
-                ("WHERE kind = $3", "SELECT CAST(COUNT(*) AS BIGINT) FROM gatehouse_audit_event WHERE kind = $1")
-            }
-            None => ("", "SELECT CAST(COUNT(*) AS BIGINT) FROM gatehouse_audit_event"),
-        };
-        let sql =
-            format!("SELECT {AUDIT_COLUMNS} FROM gatehouse_audit_event {filter} ORDER BY id DESC LIMIT $1 OFFSET $2");
-        Ok(on_pool!(self, pool => {
-            let mut items = sqlx::query_as::<_, AuditRow>(&sql).bind(page.limit).bind(page.offset);
-            let mut total = sqlx::query_scalar::<_, i64>(count);
-            if let Some(kind) = kind {
-                items = items.bind(kind);
-                total = total.bind(kind);
-            }
-            Page { items: items.fetch_all(pool).await?, total: total.fetch_one(pool).await? }
-        }))
-    }
-
-    /// Audit records after `id`, oldest first (for following the log).
-    pub async fn audit_events_after(&self, id: i64, limit: i64) -> Result<Vec<AuditRow>, DbError> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM gatehouse_audit_event WHERE id > $1 ORDER BY id LIMIT $2");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).bind(limit).fetch_all(pool).await?))
-    }
-
-    /// Deletes audit records older than `before`; returns how many.
-    pub async fn purge_audit(&self, before: DjangoTime) -> Result<u64, DbError> {
-        let sql = "DELETE FROM gatehouse_audit_event WHERE at < $1";
-        Ok(on_pool!(self, pool => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected()))
-    }
-
-    /// Appends to the audit log. Never pass a password or a token in `detail`.
-    pub async fn audit(
-        &self,
-        kind: &str,
-        user_id: Option<i32>,
-        session_id: Option<&str>,
-        ip: Option<&str>,
-        detail: &str,
-    ) -> Result<(), DbError> {
-        let sql = "INSERT INTO gatehouse_audit_event (at, kind, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)";
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(DjangoTime::now())
-            .bind(kind)
-            .bind(user_id)
-            .bind(session_id)
-            .bind(ip)
-            .bind(detail)
-            .execute(pool)
-            .await
-            .map(drop)?);
-        Ok(())
     }
 }

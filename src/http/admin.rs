@@ -26,7 +26,9 @@ use super::body::{Fields, json_object};
 use super::error::{ApiError, field_error};
 use super::hasura::Signup;
 use crate::accounts::{AccountError, Password};
-use crate::db::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow, UserRow};
+use crate::db::{
+    AuditEvent, Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow, UserRow,
+};
 use crate::oidc::{AppType, CreatedApplication, NewApplication, RedirectUri};
 use crate::rbac::custom_claims::{CustomClaimsConfig, PutError, TokenType, script_input};
 use crate::rbac::script::{ClaimsScript, ScriptError};
@@ -136,10 +138,13 @@ async fn authorize(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> R
 
 /// Records an admin change; the change stands even if the record cannot be written.
 async fn audit(state: &AppState, admin: &Admin, kind: &str, detail: String) {
-    let actor = admin.user_id.map_or("admin secret".to_owned(), |id| format!("user {id}"));
-    let detail = format!("{detail} (by {actor})");
     let db = state.rbac.db();
-    if let Err(err) = db.audit(kind, admin.user_id, admin.session_id.as_deref(), Some(&admin.ip), &detail).await {
+    let event = AuditEvent::new(kind, &detail)
+        .by(admin.user_id.map_or("admin-secret".to_owned(), |id| format!("admin:{id}")))
+        .about(admin.user_id)
+        .session(admin.session_id.as_deref())
+        .from_ip(Some(&admin.ip));
+    if let Err(err) = db.audit_event(&event).await {
         tracing::error!(error = %err, kind, "could not write an audit record");
     }
 }
@@ -601,6 +606,8 @@ fn audit_view(e: crate::db::AuditRow) -> Value {
         "id": e.id,
         "at": rfc3339(&e.at),
         "kind": e.kind,
+        "actor": e.actor,
+        "outcome": e.outcome,
         "userId": e.user_id,
         "sessionId": e.session_id,
         "ip": e.ip,

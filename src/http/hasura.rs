@@ -17,7 +17,7 @@ use super::body::{AUTH_BODY_LIMIT, Fields, json_object};
 use super::client::{client_info, client_ip};
 use super::error::{ApiError, field_error};
 use crate::accounts::{AccountError, NewUser, Password};
-use crate::db::UserRow;
+use crate::db::{AuditEvent, UserRow};
 use crate::django::validators::{UserAttributes, Username};
 use crate::rbac::TokenRequest;
 use crate::sessions::{IssuedRefresh, RefreshBy, SessionError, SessionKind};
@@ -374,7 +374,8 @@ async fn token_response(
 
 /// Records what happened; the request's outcome does not depend on the audit log being writable.
 async fn audit(state: &AppState, kind: &str, user_id: i32, session_id: &str, detail: &str) {
-    if let Err(err) = state.accounts.db().audit(kind, Some(user_id), Some(session_id), None, detail).await {
+    let event = AuditEvent::by_user(kind, user_id, detail).session(Some(session_id));
+    if let Err(err) = state.accounts.db().audit_event(&event).await {
         tracing::error!(error = %err, kind, "could not write an audit record");
     }
 }

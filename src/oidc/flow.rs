@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 use super::OidcSettings;
 use super::applications::{AppType, Application, Applications};
 use super::crypto::{CodeChallenge, left_half_hash};
-use crate::db::{CodeRow, Consumed, Db, DbError, DjangoTime, GrantRow, OpaqueTokenRow, SessionRow, UserRow};
+use crate::db::{
+    AuditEvent, CodeRow, Consumed, Db, DbError, DjangoTime, GrantRow, OpaqueTokenRow, SessionRow, UserRow,
+};
 use crate::rbac::{Rbac, RbacError, TokenRequest};
 use crate::sessions::{ClientInfo, IssuedRefresh, RefreshBy, SessionError, SessionKind, Sessions};
 use crate::tokens::{Tokens, unix_now};
@@ -27,7 +29,7 @@ use crate::tokens::{Tokens, unix_now};
 /// Authorization codes live one minute (Logto's value).
 const CODE_TTL_SECS: u64 = 60;
 /// ID tokens and opaque (userinfo) access tokens live an hour, as in Logto.
-const ID_TOKEN_TTL_SECS: u64 = 3600;
+pub const ID_TOKEN_TTL_SECS: u64 = 3600;
 const OPAQUE_TOKEN_TTL_SECS: u64 = 3600;
 
 /// The scopes that are about the user rather than an API resource.
@@ -541,8 +543,16 @@ impl Provider {
             }
         }
         let detail = "an authorization code was presented again; its grant was revoked";
-        if let Err(err) =
-            self.db.audit("oidc_code_replay", Some(row.user_id), row.session_id.as_deref(), None, detail).await
+        if let Err(err) = self
+            .db
+            .audit_event(
+                &AuditEvent::new("oidc_code_replay", detail)
+                    .by(format!("client:{}", row.application_id))
+                    .about(Some(row.user_id))
+                    .session(row.session_id.as_deref())
+                    .failed(),
+            )
+            .await
         {
             tracing::error!(error = %err, "could not write the audit record of a code replay");
         }
@@ -696,8 +706,11 @@ impl Provider {
         if let Some(nonce) = nonce {
             claims.insert("nonce".into(), nonce.into());
         }
-        claims.insert("at_hash".into(), left_half_hash(self.tokens.keys().alg(), access_token).into());
-        self.tokens.keys().sign(&Value::Object(claims)).map_err(|err| RbacError::Key(err).into())
+        // One signer for both: a rotation may switch keys between two calls.
+        let keys = self.tokens.keys();
+        let signer = keys.signer();
+        claims.insert("at_hash".into(), left_half_hash(signer.alg(), access_token).into());
+        signer.sign_as(&Value::Object(claims), "JWT").map_err(|err| RbacError::Key(err).into())
     }
 
     /// The claims each identity scope releases (Logto's mapping; Django has no verified-email
@@ -830,12 +843,9 @@ impl Provider {
             ended += usize::from(self.sessions.revoke(&grant, "logout").await?);
         }
         self.db
-            .audit(
-                "oidc_sign_out",
-                Some(browser.user_id),
-                Some(&browser.id),
-                None,
-                &format!("{ended} session(s) ended"),
+            .audit_event(
+                &AuditEvent::by_user("oidc_sign_out", browser.user_id, &format!("{ended} session(s) ended"))
+                    .session(Some(&browser.id)),
             )
             .await?;
         Ok(ended)

@@ -41,6 +41,11 @@ impl LiveCache {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         entries.insert(key.to_owned(), (false, Instant::now()));
     }
+
+    /// Forgets every answer: the next check of each session asks the database.
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
 }
 
 #[cfg(test)]

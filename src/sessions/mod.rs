@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, DbError, DjangoTime, GrantRow, Rotation, SessionRow, SessionState, UserRow};
+use crate::db::{AuditEvent, Db, DbError, DjangoTime, GrantRow, Rotation, SessionRow, SessionState, UserRow};
 
 use self::cache::LiveCache;
 
@@ -31,6 +31,8 @@ pub struct SessionSettings {
     pub idle_ttl_secs: u64,
     /// How long a rotated refresh token still returns its successor.
     pub reuse_grace_secs: u64,
+    /// How long the webhook trusts a liveness answer.
+    pub cache_ttl: Duration,
 }
 
 /// Where a session was started from, for the user's session list and the audit log.
@@ -109,12 +111,8 @@ impl Sessions {
     /// `successor_key` is a server secret: successors are `HMAC(key, token)`, so a repeated
     /// refresh can return the same successor without the plaintext ever being stored.
     pub fn new(db: Db, settings: SessionSettings, successor_key: [u8; 32]) -> Self {
-        Sessions {
-            db,
-            settings: Arc::new(settings),
-            successor_key: Arc::new(successor_key),
-            cache: Arc::new(LiveCache::new(Duration::from_secs(1))),
-        }
+        let cache = Arc::new(LiveCache::new(settings.cache_ttl));
+        Sessions { db, settings: Arc::new(settings), successor_key: Arc::new(successor_key), cache }
     }
 
     pub fn settings(&self) -> &SessionSettings {
@@ -199,7 +197,12 @@ impl Sessions {
             self.revoke(&row.session_id, "refresh_token_reuse").await?;
             let detail = "a rotated refresh token was presented after the grace window; the session was revoked";
             let (user_id, ip) = (Some(state.session.user_id), Some(client.ip.as_str()));
-            if let Err(err) = self.db.audit("refresh_token_reuse", user_id, Some(&row.session_id), ip, detail).await {
+            let event = AuditEvent::new("refresh_token_reuse", detail)
+                .about(user_id)
+                .session(Some(&row.session_id))
+                .from_ip(ip)
+                .failed();
+            if let Err(err) = self.db.audit_event(&event).await {
                 tracing::error!(error = %err, "could not write the audit record of a refresh-token reuse");
             }
             tracing::warn!(session_id = %row.session_id, user_id = state.session.user_id, "refresh token reuse: session revoked");
@@ -268,6 +271,16 @@ impl Sessions {
     /// The user's sessions that are neither revoked nor expired, newest first.
     pub async fn live_sessions(&self, user_id: i32) -> Result<Vec<SessionRow>, DbError> {
         live_sessions(&self.db, user_id, &self.settings).await
+    }
+
+    /// Drops what this instance remembers about a session that another instance ended.
+    pub fn forget_cached(&self, session_id: &str) {
+        self.cache.forget(session_id);
+    }
+
+    /// Drops every remembered liveness answer (notifications may have been missed).
+    pub fn forget_all_cached(&self) {
+        self.cache.clear();
     }
 
     /// Revokes one session; true when it was live.

@@ -66,6 +66,10 @@ pub struct KeySettings {
     pub data_dir: PathBuf,
     /// The algorithm of a key generated on first start.
     pub generate_alg: SigningAlg,
+    /// `GATEHOUSE_KEY_ENCRYPTION_KEY`: when set, the keys live in the database.
+    pub vault: Option<std::sync::Arc<super::stored::KeyVault>>,
+    /// How often the stored keys are re-read.
+    pub reload_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for KeySettings {
@@ -75,35 +79,60 @@ impl std::fmt::Debug for KeySettings {
             .field("key_id", &self.key_id)
             .field("data_dir", &self.data_dir)
             .field("generate_alg", &self.generate_alg)
+            .field("stored", &self.vault.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// A public key that verifies tokens and appears in the JWKS.
+/// A public key that verifies tokens and appears in the JWKS until it is retired.
 #[derive(Clone)]
 pub struct VerifyingKey {
     pub alg: SigningAlg,
     pub kid: String,
     pub jwk: Jwk,
     decoding: DecodingKey,
+    /// Unix seconds from which the key is neither published nor accepted.
+    retire_at: Option<i64>,
 }
 
-/// The active signing key and every key that verifies (the active one first).
+/// A private key and the moment it starts signing.
 #[derive(Clone)]
-pub struct KeyRing {
+pub struct Signer {
     alg: SigningAlg,
     kid: String,
     encoding: EncodingKey,
+    /// Unix seconds; a key configured in the environment or a file signs from the start.
+    active_from: i64,
+}
+
+/// The signing keys and every key that verifies. Which key signs is decided at each signature
+/// from the keys' schedules, so that every instance holding the same keys switches at the same
+/// moment during a rotation (see [`crate::tokens::stored`]).
+#[derive(Clone)]
+pub struct KeyRing {
+    /// Oldest schedule first; never empty.
+    signers: Vec<Signer>,
     verifying: Vec<VerifyingKey>,
+    /// What [`KeyRing::derive_secret`] derives from: stable across rotations.
+    secret_root: Vec<u8>,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("alg", &self.alg).field("kid", &self.kid).finish_non_exhaustive()
+        let signer = self.signer();
+        f.debug_struct("KeyRing").field("alg", &signer.alg).field("kid", &signer.kid).finish_non_exhaustive()
     }
 }
 
 pub const SIGNING_KEY_FILE: &str = "signing-key.pem";
+
+/// A private key with its schedule, as stored in the database.
+pub struct ScheduledKey {
+    pub private_pem: String,
+    pub kid: String,
+    pub active_from: i64,
+    pub retire_at: Option<i64>,
+}
 
 impl KeyRing {
     /// The configured keys; on the very first start (no key anywhere), a new key is generated
@@ -118,16 +147,15 @@ impl KeyRing {
     }
 
     fn load_with(settings: &KeySettings, generate: bool) -> Result<KeyRing, KeyError> {
-        let (pem, source_name) = match &settings.private_key_pem {
-            Some(pem) => (unescape_newlines(pem), "AUTH_PRIVATE_KEY".to_owned()),
+        let (pem, source_name) = match configured_private_key(settings)? {
+            Some(found) => found,
+            None if generate => {
+                let path = settings.data_dir.join(SIGNING_KEY_FILE);
+                (load_or_generate(&path, settings.generate_alg)?, path.display().to_string())
+            }
             None => {
                 let path = settings.data_dir.join(SIGNING_KEY_FILE);
-                let pem = if generate {
-                    load_or_generate(&path, settings.generate_alg)?
-                } else {
-                    std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))?
-                };
-                (pem, path.display().to_string())
+                return Err(file_error(&path, std::io::Error::from(std::io::ErrorKind::NotFound)));
             }
         };
         let mut ring = KeyRing::from_private_pem(&pem, settings.key_id.clone(), &source_name)?;
@@ -137,77 +165,122 @@ impl KeyRing {
                 return Err(invalid("AUTH_PUBLIC_KEY", "does not match AUTH_PRIVATE_KEY"));
             }
         }
+        ring.add_extra_public_keys(settings)?;
+        Ok(ring)
+    }
+
+    /// `GATEHOUSE_EXTRA_PUBLIC_KEYS`: published and accepted, never signing.
+    fn add_extra_public_keys(&mut self, settings: &KeySettings) -> Result<(), KeyError> {
         if let Some(extra) = &settings.extra_public_pems {
             for block in pem_blocks(&unescape_newlines(extra)) {
                 let key = public_key_from_pem(&block, None, "GATEHOUSE_EXTRA_PUBLIC_KEYS")?;
-                if !ring.verifying.iter().any(|k| k.kid == key.kid) {
-                    ring.verifying.push(key);
+                if !self.verifying.iter().any(|k| k.kid == key.kid) {
+                    self.verifying.push(key);
                 }
             }
         }
-        Ok(ring)
+        Ok(())
     }
 
     /// A ring from one private key in PEM (PKCS#1 RSA or PKCS#8 RSA, P-256 or Ed25519).
     pub fn from_private_pem(pem: &str, key_id: Option<String>, source_name: &str) -> Result<KeyRing, KeyError> {
-        if pem.contains("OPENSSH PRIVATE KEY") {
-            return Err(invalid(
-                source_name,
-                "OpenSSH key format is not supported; convert it with `ssh-keygen -p -m PEM -f FILE` \
-                 or make a new key with `gatehouse keygen`",
-            ));
-        }
-        let bytes = pem.as_bytes();
-        let (alg, encoding) = if let Ok(key) = EncodingKey::from_rsa_pem(bytes) {
-            (SigningAlg::Rs256, key)
-        } else if let Ok(key) = EncodingKey::from_ec_pem(bytes) {
-            (SigningAlg::Es256, key)
-        } else if let Ok(key) = EncodingKey::from_ed_pem(bytes) {
-            (SigningAlg::EdDsa, key)
-        } else {
-            return Err(invalid(source_name, "not a PEM private key (RSA, EC P-256 or Ed25519) gatehouse can use"));
-        };
-        let jwk = Jwk::from_encoding_key(&encoding, alg.algorithm())
-            .map_err(|e| invalid(source_name, &format!("unusable key: {e}")))?;
-        let public = VerifyingKey::new(jwk, alg, key_id, source_name)?;
-        let ring = KeyRing { alg, kid: public.kid.clone(), encoding, verifying: vec![public] };
-        // A key that parses but cannot sign (a truncated or mismatched PEM) fails now, not at login.
-        let probe =
-            ring.sign(&serde_json::json!({ "probe": true })).map_err(|e| invalid(source_name, &e.to_string()))?;
-        ring.verify_signature(&probe).map_err(|_| invalid(source_name, "signature self-check failed"))?;
-        Ok(ring)
+        let (signer, public) = parse_private_pem(pem, key_id, source_name, i64::MIN)?;
+        let secret_root = signer.encoding.as_bytes().to_vec();
+        Ok(KeyRing { signers: vec![signer], verifying: vec![public], secret_root })
     }
 
-    /// A 256-bit secret for `purpose`, derived from the signing key: every instance that signs
-    /// with the same key derives the same secret, and it changes when the key does.
+    /// A ring from the keys stored in the database (see [`crate::tokens::stored`]); `None`
+    /// when there are none. Secrets derive from `secret_root`, not from any one key, so that
+    /// they survive rotations.
+    pub fn from_schedule(
+        keys: &[ScheduledKey],
+        secret_root: &[u8],
+        settings: &KeySettings,
+    ) -> Result<Option<KeyRing>, KeyError> {
+        let mut signers = Vec::new();
+        let mut verifying = Vec::new();
+        for key in keys {
+            let source_name = format!("stored signing key {}", key.kid);
+            let (signer, mut public) =
+                parse_private_pem(&key.private_pem, Some(key.kid.clone()), &source_name, key.active_from)?;
+            public.retire_at = key.retire_at;
+            signers.push(signer);
+            verifying.push(public);
+        }
+        if signers.is_empty() {
+            return Ok(None);
+        }
+        signers.sort_by_key(|s| s.active_from);
+        let mut ring = KeyRing { signers, verifying, secret_root: secret_root.to_vec() };
+        ring.add_extra_public_keys(settings)?;
+        Ok(Some(ring))
+    }
+
+    /// A 256-bit secret for `purpose`: every instance with the same keys derives the same one.
     pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
         use hmac::{Hmac, Mac};
-        let mut mac =
-            <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.encoding.as_bytes()).expect("HMAC takes any key");
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret_root).expect("HMAC takes any key");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
 
+    /// The key that signs now: the one whose schedule started last.
+    pub fn signer(&self) -> &Signer {
+        self.signer_at(unix_now())
+    }
+
+    pub fn signer_at(&self, now: i64) -> &Signer {
+        self.signers.iter().rev().find(|s| s.active_from <= now).unwrap_or(&self.signers[0])
+    }
+
+    pub fn alg(&self) -> SigningAlg {
+        self.signer().alg
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.signer().kid
+    }
+
+    /// The keys published and accepted now.
+    pub fn verifying_keys(&self) -> Vec<&VerifyingKey> {
+        let now = unix_now();
+        self.verifying.iter().filter(|k| k.retire_at.is_none_or(|at| now < at)).collect()
+    }
+
+    /// The JWKS: every published key with `kid`, `alg` and `use: "sig"`.
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet { keys: self.verifying_keys().into_iter().map(|k| k.jwk.clone()).collect() }
+    }
+
+    /// A compact JWS with header `{alg, typ: "JWT", kid}`.
+    pub fn sign(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
+        self.signer().sign_as(claims, "JWT")
+    }
+
+    /// A compact JWS with header `{alg, typ, kid}`.
+    pub fn sign_as(&self, claims: &serde_json::Value, typ: &str) -> Result<String, KeyError> {
+        self.signer().sign_as(claims, typ)
+    }
+
+    /// The keys that may have signed a token with this header: published, same algorithm, and
+    /// the same `kid` when the token names one. An `alg` gatehouse does not issue (`none`,
+    /// `HS256` made with a public key) matches nothing.
+    pub fn candidates(&self, header: &Header) -> impl Iterator<Item = (&DecodingKey, Algorithm)> {
+        self.verifying_keys()
+            .into_iter()
+            .filter(move |k| k.alg.algorithm() == header.alg)
+            .filter(move |k| header.kid.as_deref().is_none_or(|kid| kid == k.kid))
+            .map(|k| (&k.decoding, k.alg.algorithm()))
+    }
+}
+
+impl Signer {
     pub fn alg(&self) -> SigningAlg {
         self.alg
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
-    }
-
-    pub fn verifying_keys(&self) -> &[VerifyingKey] {
-        &self.verifying
-    }
-
-    /// The JWKS: every verifying key with `kid`, `alg` and `use: "sig"`.
-    pub fn jwks(&self) -> JwkSet {
-        JwkSet { keys: self.verifying.iter().map(|k| k.jwk.clone()).collect() }
-    }
-
-    /// A compact JWS with header `{alg, typ: "JWT", kid}`.
-    pub fn sign(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
-        self.sign_as(claims, "JWT")
     }
 
     /// A compact JWS with header `{alg, typ, kid}`.
@@ -217,25 +290,63 @@ impl KeyRing {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| KeyError::Signing(e.to_string()))
     }
+}
 
-    /// The keys that may have signed a token with this header: same algorithm, and the same
-    /// `kid` when the token names one. An `alg` gatehouse does not issue (`none`, `HS256` made
-    /// with a public key) matches nothing.
-    pub fn candidates(&self, header: &Header) -> impl Iterator<Item = (&DecodingKey, Algorithm)> {
-        self.verifying
-            .iter()
-            .filter(move |k| k.alg.algorithm() == header.alg)
-            .filter(move |k| header.kid.as_deref().is_none_or(|kid| kid == k.kid))
-            .map(|k| (&k.decoding, k.alg.algorithm()))
+/// `AUTH_PRIVATE_KEY`, else the key file when it exists: (PEM, where it came from).
+pub fn configured_private_key(settings: &KeySettings) -> Result<Option<(String, String)>, KeyError> {
+    if let Some(pem) = &settings.private_key_pem {
+        return Ok(Some((unescape_newlines(pem), "AUTH_PRIVATE_KEY".to_owned())));
     }
+    let path = settings.data_dir.join(SIGNING_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => Ok(Some((pem, path.display().to_string()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(file_error(&path, err)),
+    }
+}
 
-    fn verify_signature(&self, token: &str) -> Result<(), jsonwebtoken::errors::Error> {
-        let mut validation = jsonwebtoken::Validation::new(self.alg.algorithm());
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        jsonwebtoken::decode::<serde_json::Value>(token, &self.verifying[0].decoding, &validation).map(drop)
+fn parse_private_pem(
+    pem: &str,
+    key_id: Option<String>,
+    source_name: &str,
+    active_from: i64,
+) -> Result<(Signer, VerifyingKey), KeyError> {
+    if pem.contains("OPENSSH PRIVATE KEY") {
+        return Err(invalid(
+            source_name,
+            "OpenSSH key format is not supported; convert it with `ssh-keygen -p -m PEM -f FILE` \
+             or make a new key with `gatehouse keygen`",
+        ));
     }
+    let bytes = pem.as_bytes();
+    let (alg, encoding) = if let Ok(key) = EncodingKey::from_rsa_pem(bytes) {
+        (SigningAlg::Rs256, key)
+    } else if let Ok(key) = EncodingKey::from_ec_pem(bytes) {
+        (SigningAlg::Es256, key)
+    } else if let Ok(key) = EncodingKey::from_ed_pem(bytes) {
+        (SigningAlg::EdDsa, key)
+    } else {
+        return Err(invalid(source_name, "not a PEM private key (RSA, EC P-256 or Ed25519) gatehouse can use"));
+    };
+    let jwk = Jwk::from_encoding_key(&encoding, alg.algorithm())
+        .map_err(|e| invalid(source_name, &format!("unusable key: {e}")))?;
+    let public = VerifyingKey::new(jwk, alg, key_id, source_name)?;
+    let signer = Signer { alg, kid: public.kid.clone(), encoding, active_from };
+    // A key that parses but cannot sign (a truncated or mismatched PEM) fails now, not at login.
+    let probe = signer
+        .sign_as(&serde_json::json!({ "probe": true }), "JWT")
+        .map_err(|e| invalid(source_name, &e.to_string()))?;
+    let mut validation = jsonwebtoken::Validation::new(alg.algorithm());
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(&probe, &public.decoding, &validation)
+        .map_err(|_| invalid(source_name, "signature self-check failed"))?;
+    Ok((signer, public))
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(super::unix_now()).unwrap_or(i64::MAX)
 }
 
 fn thumbprint(jwk: &Jwk) -> Result<String, String> {
@@ -275,7 +386,7 @@ impl VerifyingKey {
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         jwk.common.key_algorithm = Some(alg.algorithm().into());
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| invalid(source_name, &format!("unusable key: {e}")))?;
-        Ok(VerifyingKey { alg, kid, jwk, decoding })
+        Ok(VerifyingKey { alg, kid, jwk, decoding, retire_at: None })
     }
 }
 

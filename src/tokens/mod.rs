@@ -4,9 +4,10 @@
 pub mod claims;
 pub mod hasura_v2;
 pub mod keys;
+pub mod stored;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Validation, decode, decode_header};
@@ -25,7 +26,8 @@ pub fn install_crypto_provider() {
 
 #[derive(Clone, Debug)]
 pub struct Tokens {
-    keys: Arc<KeyRing>,
+    /// Replaced as a whole when the stored keys change (see [`stored`]).
+    keys: Arc<RwLock<Arc<KeyRing>>>,
     settings: Arc<ClaimsSettings>,
 }
 
@@ -83,11 +85,16 @@ pub struct HasuraSession {
 
 impl Tokens {
     pub fn new(keys: KeyRing, settings: ClaimsSettings) -> Self {
-        Tokens { keys: Arc::new(keys), settings: Arc::new(settings) }
+        Tokens { keys: Arc::new(RwLock::new(Arc::new(keys))), settings: Arc::new(settings) }
     }
 
-    pub fn keys(&self) -> &KeyRing {
-        &self.keys
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Every later signature and verification uses `keys`.
+    pub fn replace_keys(&self, keys: KeyRing) {
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
     }
 
     pub fn settings(&self) -> &ClaimsSettings {
@@ -119,7 +126,7 @@ impl Tokens {
 
     /// Signs with the header `typ` given (`at+jwt` for the OIDC provider's access tokens).
     pub fn sign_as(&self, draft: DraftToken, typ: &str) -> Result<IssuedToken, KeyError> {
-        let token = self.keys.sign_as(&Value::Object(draft.claims), typ)?;
+        let token = self.keys().sign_as(&Value::Object(draft.claims), typ)?;
         Ok(IssuedToken { token, expires_in: draft.expires_in })
     }
 
@@ -162,7 +169,8 @@ impl Tokens {
             }
         }
         let mut outcome = Err(TokenError::BadSignature);
-        for (key, alg) in self.keys.candidates(&header) {
+        let keys = self.keys();
+        for (key, alg) in keys.candidates(&header) {
             validation.algorithms = vec![alg];
             outcome = decode::<Map<String, Value>>(token, key, &validation).map_err(|e| classify(e.kind()));
             if !matches!(outcome, Err(TokenError::BadSignature)) {
@@ -191,7 +199,7 @@ impl Tokens {
         validation.validate_aud = false;
         validation.set_required_spec_claims(if check_expiry { &["exp", "iss"][..] } else { &["iss"][..] });
         validation.set_issuer(&[&self.settings.issuer, &self.settings.oidc_issuer]);
-        self.keys.candidates(&header).find_map(|(key, alg)| {
+        self.keys().candidates(&header).find_map(|(key, alg)| {
             validation.algorithms = vec![alg];
             decode::<Map<String, Value>>(token, key, &validation).ok().map(|data| data.claims)
         })

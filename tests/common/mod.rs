@@ -68,6 +68,12 @@ impl TestDb {
         })
     }
 
+    /// The same database for another instance of the server, with its own data directory.
+    /// The database is dropped with `self`, which must outlive this handle.
+    pub fn another_instance(&self) -> TestDb {
+        TestDb { url: self.url.clone(), backend: self.backend, dir: None, data_dir: temp_dir(), postgres: None }
+    }
+
     pub fn dir(&self) -> Option<&std::path::Path> {
         self.dir.as_ref().map(|d| d.path())
     }
