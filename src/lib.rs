@@ -11,6 +11,7 @@ pub mod cli;
 pub mod db;
 pub mod django;
 pub mod http;
+pub mod metrics;
 pub mod oidc;
 pub mod rbac;
 pub mod sessions;

@@ -697,7 +697,7 @@ impl Provider {
             claims.insert("nonce".into(), nonce.into());
         }
         claims.insert("at_hash".into(), left_half_hash(self.tokens.keys().alg(), access_token).into());
-        self.tokens.keys().sign(&Value::Object(claims)).map_err(|err| RbacError::Key(err).into())
+        self.tokens.sign_id_token(claims).map_err(|err| RbacError::Key(err).into())
     }
 
     /// The claims each identity scope releases (Logto's mapping; Django has no verified-email

@@ -16,11 +16,14 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError, DjangoTime, GrantRow, Rotation, SessionRow, SessionState, UserRow};
 
+pub use self::cache::CacheLookup;
 use self::cache::LiveCache;
 
 #[derive(Clone, Debug)]
@@ -94,6 +97,7 @@ pub struct Sessions {
     settings: Arc<SessionSettings>,
     successor_key: Arc<[u8; 32]>,
     cache: Arc<LiveCache>,
+    refresh_tokens_issued: Counter,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -114,7 +118,19 @@ impl Sessions {
             settings: Arc::new(settings),
             successor_key: Arc::new(successor_key),
             cache: Arc::new(LiveCache::new(Duration::from_secs(1))),
+            refresh_tokens_issued: Counter::default(),
         }
+    }
+
+    /// Counts the refresh tokens handed out (new sessions and rotations) on `counter`.
+    pub fn counting_refresh_tokens(mut self, counter: Counter) -> Self {
+        self.refresh_tokens_issued = counter;
+        self
+    }
+
+    /// Hits and misses of the session-liveness cache.
+    pub fn live_cache_lookups(&self) -> &Family<CacheLookup, Counter> {
+        self.cache.lookups()
     }
 
     pub fn settings(&self) -> &SessionSettings {
@@ -152,6 +168,9 @@ impl Sessions {
             SessionKind::Api | SessionKind::Browser => None,
         };
         self.db.insert_session(&session, &digest(&refresh_token), grant).await?;
+        if !matches!(kind, SessionKind::Browser) {
+            self.refresh_tokens_issued.inc();
+        }
         Ok(IssuedRefresh {
             session_id: session.id,
             user_id: user.id,
@@ -206,6 +225,7 @@ impl Sessions {
             return Err(SessionError::Invalid);
         }
         let left = (state.session.expires_at.0 - now.0).whole_seconds().max(0) as u64;
+        self.refresh_tokens_issued.inc();
         Ok(IssuedRefresh {
             session_id: row.session_id,
             user_id: state.session.user_id,
