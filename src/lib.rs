@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod db;
 pub mod django;
 pub mod http;
+pub mod metrics;
 pub mod oidc;
 pub mod rbac;
 pub mod sessions;

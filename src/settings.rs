@@ -120,6 +120,32 @@ pub struct GlobalArgs {
     #[arg(long, env = "PORT", global = true, default_value_t = 3000)]
     pub port: u16,
 
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open
+    #[arg(long, env = "GATEHOUSE_HEADER_TIMEOUT", global = true, default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600), help_heading = "HTTP server")]
+    pub header_timeout: u64,
+
+    /// Seconds a whole request may take, from its headers to the answer (503 after that)
+    #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", global = true, default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600), help_heading = "HTTP server")]
+    pub request_timeout: u64,
+
+    /// Seconds a request body may stall between two reads (408 after that)
+    #[arg(long, env = "GATEHOUSE_BODY_TIMEOUT", global = true, default_value_t = 10, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600), help_heading = "HTTP server")]
+    pub body_timeout: u64,
+
+    /// Open client connections at most; further clients wait in the listen backlog
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", global = true, default_value_t = 1_024, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "HTTP server")]
+    pub max_connections: u32,
+
+    /// Seconds `serve` waits for requests in flight at shutdown before closing their connections
+    #[arg(long, env = "GATEHOUSE_SHUTDOWN_TIMEOUT", global = true, default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=3_600), help_heading = "HTTP server")]
+    pub shutdown_timeout: u64,
+
     #[command(flatten)]
     pub tokens: TokenArgs,
 }
@@ -343,7 +369,30 @@ pub struct HttpSettings {
     pub trusted_proxies: TrustedProxies,
     /// How long audit events are kept; `None` keeps them all.
     pub audit_retention: Option<Duration>,
+    pub server: ServerSettings,
 }
+
+/// How the HTTP server treats slow and numerous clients.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// Time to receive a request's headers, and to wait for the next request on an idle
+    /// keep-alive connection (hyper runs one timer for both).
+    pub header_timeout: Duration,
+    /// Time for a whole request, body read and answer included.
+    pub request_timeout: Duration,
+    /// Longest stall between two reads of a request body.
+    pub body_timeout: Duration,
+    /// The largest request body any route accepts; each route has its own smaller limit too.
+    pub max_body: usize,
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
+    /// SHA-256 of `GATEHOUSE_METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token.
+    pub metrics_token_digest: Option<[u8; 32]>,
+}
+
+/// The largest body a route without its own larger limit may get (the admin API's).
+const DEFAULT_MAX_BODY: usize = 256 * 1024;
 
 /// A configuration mistake: reported in one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -433,6 +482,15 @@ impl Settings {
             )),
             None => None,
         };
+        let metrics_token_digest = match env("GATEHOUSE_METRICS_TOKEN").filter(|v| !v.is_empty()) {
+            Some(token) if token.chars().count() < 16 || !token.chars().all(|c| c.is_ascii_graphic()) => {
+                return Err(ConfigError(
+                    "GATEHOUSE_METRICS_TOKEN must be at least 16 printable ASCII characters without spaces".into(),
+                ));
+            }
+            Some(token) => Some(sha2::Sha256::digest(token.as_bytes()).into()),
+            None => None,
+        };
         if t.claims_namespace.trim().is_empty() {
             return Err(ConfigError("GATEHOUSE_CLAIMS_NAMESPACE must not be empty".into()));
         }
@@ -469,6 +527,15 @@ impl Settings {
                 trusted_proxies: args.trusted_proxies.clone(),
                 audit_retention: (args.audit_retention_days > 0)
                     .then(|| Duration::from_secs(u64::from(args.audit_retention_days) * 86_400)),
+                server: ServerSettings {
+                    header_timeout: Duration::from_secs(args.header_timeout),
+                    request_timeout: Duration::from_secs(args.request_timeout),
+                    body_timeout: Duration::from_secs(args.body_timeout),
+                    max_body: DEFAULT_MAX_BODY.max(t.webhook_max_body),
+                    max_connections: args.max_connections as usize,
+                    shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+                    metrics_token_digest,
+                },
             },
             keys: KeySettings {
                 private_key_pem: env("AUTH_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),

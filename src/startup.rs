@@ -2,19 +2,27 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-
-use tokio::net::TcpListener;
-
 use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use crate::accounts::{Accounts, Hashing};
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::oidc::Applications;
 use crate::oidc::flow::Provider;
 use crate::rbac::Rbac;
 use crate::sessions::Sessions;
-use crate::settings::Settings;
+use crate::settings::{ServerSettings, Settings};
 use crate::tokens::stored::{self, StoredKeyError};
 use crate::tokens::{self, KeyRing, KeySettings, Tokens};
 
@@ -42,6 +50,8 @@ pub async fn tokens(settings: &Settings, db: &Db) -> Result<Tokens, StoredKeyErr
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    metrics: Arc<Metrics>,
+    server: ServerSettings,
     audit_retention: Option<std::time::Duration>,
     keys: KeySettings,
 }
@@ -61,7 +71,9 @@ impl Application {
         }
         let tokens = self::tokens(settings, accounts.db()).await?;
         let successor_key = tokens.keys().derive_secret("gatehouse refresh-token successor v1");
-        let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key);
+        let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key)
+            .counting_refresh_tokens(tokens.refresh_token_counter());
+        let metrics = Arc::new(Metrics::new(&accounts, &sessions, &tokens));
         let rbac = Rbac::new(accounts.db().clone(), settings.rbac.clone());
         let applications = Applications::new(accounts.db().clone());
         let oidc = Provider::new(
@@ -83,7 +95,14 @@ impl Application {
             admin: Arc::new(settings.admin.clone()),
             trusted_proxies: Arc::new(settings.http.trusted_proxies.clone()),
         };
-        Ok(Application { listener, state, audit_retention: settings.http.audit_retention, keys: settings.keys.clone() })
+        Ok(Application {
+            listener,
+            state,
+            metrics,
+            server: settings.http.server.clone(),
+            audit_retention: settings.http.audit_retention,
+            keys: settings.keys.clone(),
+        })
     }
 
     /// What the handlers will share (tests read the hashing counters through it).
@@ -95,15 +114,62 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves until `shutdown` resolves, then stops accepting, lets the requests in flight
+    /// finish (for at most the shutdown timeout) and closes idle connections.
+    ///
+    /// hyper's own connection loop rather than `axum::serve`, which has no header read timeout:
+    /// without one, a client trickling its headers holds a connection for ever (slowloris).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let db = self.state.accounts.db().clone();
         if let Some(retention) = self.audit_retention {
             tokio::spawn(purge_audit_log(db.clone(), retention));
         }
         crate::cluster::spawn(&db, &self.state.tokens, &self.state.sessions, &self.keys);
-        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        let server = self.server;
+        let app = http::observe::layered(http::router(self.state), self.metrics, &server);
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(server.header_timeout);
+        let connections = Arc::new(Semaphore::new(server.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            // At the cap, stop accepting: new clients wait in the kernel's backlog.
+            let slot = tokio::select! {
+                slot = Arc::clone(&connections).acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors, say: wait rather than spin.
+                        tracing::warn!(error = %err, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let service = app.clone().map_request(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+            let connection = http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, %peer, "connection ended with an error");
+                }
+                drop(slot);
+            });
+        }
+        drop(self.listener);
+        if tokio::time::timeout(server.shutdown_timeout, graceful.shutdown()).await.is_err() {
+            tracing::warn!(
+                timeout_secs = server.shutdown_timeout.as_secs(),
+                "requests still in flight at the end of the shutdown timeout; closing their connections"
+            );
+        }
         db.close().await;
         Ok(())
     }

@@ -8,8 +8,11 @@
 //! once ([`HashingError::Busy`], answered 503 with `Retry-After`) instead of waiting without end.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::Semaphore;
 
 use crate::django::hashers::{self, HashError, HasherConfig, Verification};
@@ -21,8 +24,50 @@ pub struct Hashing {
     config: Arc<HasherConfig>,
     permits: Arc<Semaphore>,
     max_waiting: usize,
-    waiting: Arc<AtomicUsize>,
-    computed: Arc<AtomicU64>,
+    metrics: HashingMetrics,
+}
+
+/// The queue's own counters; `/metrics` exposes them (they are shared handles, not copies).
+#[derive(Clone, Debug)]
+pub struct HashingMetrics {
+    /// Requests waiting for a slot now.
+    pub waiting: Gauge,
+    /// Hashes running now.
+    pub in_progress: Gauge,
+    /// Hashes computed (verifications, new hashes and fakes).
+    pub computed: Counter,
+    /// Seconds from asking for a slot to getting one (0 when one was free).
+    pub wait_seconds: Histogram,
+}
+
+impl Default for HashingMetrics {
+    fn default() -> Self {
+        HashingMetrics {
+            waiting: Gauge::default(),
+            in_progress: Gauge::default(),
+            computed: Counter::default(),
+            // 1 ms to ~16 s: one hash is ~200 ms, a full queue waits a few of them.
+            wait_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+        }
+    }
+}
+
+/// One unit of a gauge, given back when dropped: a wait cancelled by a client that left (or a
+/// request timeout) and a hasher that panics still leave the count right.
+struct Held(Gauge);
+
+impl Held {
+    /// Takes a unit; also returns the value before.
+    fn take(gauge: &Gauge) -> (Held, i64) {
+        let before = gauge.inc();
+        (Held(gauge.clone()), before)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +90,7 @@ impl Hashing {
             config: Arc::new(config),
             permits: Arc::new(Semaphore::new(slots)),
             max_waiting: slots * DEFAULT_QUEUE_PER_SLOT,
-            waiting: Arc::new(AtomicUsize::new(0)),
-            computed: Arc::new(AtomicU64::new(0)),
+            metrics: HashingMetrics::default(),
         }
     }
 
@@ -58,12 +102,16 @@ impl Hashing {
 
     /// How many hashes have been computed (verifications, new hashes and fakes).
     pub fn computed(&self) -> u64 {
-        self.computed.load(Ordering::Relaxed)
+        self.metrics.computed.get()
     }
 
     /// Requests waiting for a slot now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        usize::try_from(self.metrics.waiting.get()).unwrap_or(0)
+    }
+
+    pub fn metrics(&self) -> &HashingMetrics {
+        &self.metrics
     }
 
     pub fn config(&self) -> &HasherConfig {
@@ -75,23 +123,27 @@ impl Hashing {
         T: Send + 'static,
         F: FnOnce(&HasherConfig) -> T + Send + 'static,
     {
+        let asked = Instant::now();
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                let (waiting, before) = Held::take(&self.metrics.waiting);
+                if usize::try_from(before).unwrap_or(0) >= self.max_waiting {
                     return Err(HashingError::Busy);
                 }
                 let acquired = Arc::clone(&self.permits).acquire_owned().await;
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                drop(waiting);
                 acquired.map_err(|_| HashingError::Failed)?
             }
         };
+        self.metrics.wait_seconds.observe(asked.elapsed().as_secs_f64());
         let config = Arc::clone(&self.config);
-        let computed = Arc::clone(&self.computed);
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
+            let (running, _) = Held::take(&metrics.in_progress);
             let result = job(&config);
-            computed.fetch_add(1, Ordering::Relaxed);
+            metrics.computed.inc();
+            drop(running);
             drop(permit);
             result
         })
@@ -119,5 +171,29 @@ impl Hashing {
     /// as long as one for a real user (Django ticket #20760).
     pub async fn fake(&self) -> Result<(), HashingError> {
         self.run(hashers::fake_runtime).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancelled_wait_gives_its_place_in_the_queue_back() {
+        let hashing = Hashing::new(HasherConfig { pbkdf2_iterations: 1_000 }, 1).with_queue(1);
+        let slot = Arc::clone(&hashing.permits).try_acquire_owned().unwrap();
+        {
+            let mut queued = std::pin::pin!(hashing.fake());
+            assert!(tokio::time::timeout(Duration::from_millis(20), &mut queued).await.is_err());
+            assert_eq!(hashing.waiting(), 1);
+            assert!(matches!(hashing.fake().await, Err(HashingError::Busy)), "the queue of one is full");
+        }
+        assert_eq!(hashing.waiting(), 0, "the abandoned wait left the queue");
+        drop(slot);
+        hashing.fake().await.unwrap();
+        assert_eq!(hashing.computed(), 1);
+        assert_eq!(hashing.metrics().in_progress.get(), 0);
     }
 }

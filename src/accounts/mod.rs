@@ -8,11 +8,15 @@ mod password;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use crate::db::{AuditEvent, Db, DbError, DjangoTime, GroupSummary, NewUserRow, UserRow, is_unique_violation};
 use crate::django::hashers;
 use crate::django::validators::{PasswordPolicy, PasswordViolation, UserAttributes, Username};
 
-pub use self::hashing::{DEFAULT_QUEUE_PER_SLOT, Hashing, HashingError};
+pub use self::hashing::{DEFAULT_QUEUE_PER_SLOT, Hashing, HashingError, HashingMetrics};
 pub use self::limits::{LimitSettings, Limits, RetryAfter};
 pub use self::password::Password;
 
@@ -76,11 +80,25 @@ pub struct Accounts {
     hashing: Hashing,
     policy: PasswordPolicy,
     limits: Arc<Limits>,
+    sign_ins: Family<SignInOutcome, Counter>,
+}
+
+/// How a network sign-in ended: `success`, `failure` (wrong password, unknown or inactive
+/// user), `rate_limited`, `busy` (hashing queue full) or `error` (database).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignInOutcome {
+    pub outcome: &'static str,
 }
 
 impl Accounts {
     pub fn new(db: Db, hashing: Hashing, policy: PasswordPolicy) -> Self {
-        Accounts { db, hashing, policy, limits: Arc::new(Limits::new(LimitSettings::default())) }
+        Accounts {
+            db,
+            hashing,
+            policy,
+            limits: Arc::new(Limits::new(LimitSettings::default())),
+            sign_ins: Family::default(),
+        }
     }
 
     /// The same accounts with these brute-force limits.
@@ -93,9 +111,32 @@ impl Accounts {
         &self.hashing
     }
 
+    /// Network sign-ins counted by [`SignInOutcome`].
+    pub fn sign_in_outcomes(&self) -> &Family<SignInOutcome, Counter> {
+        &self.sign_ins
+    }
+
     /// A sign-in from the network (`/webhook/login`, the OIDC sign-in page): the brute-force
     /// limits are checked before any hash is computed, then [`Accounts::authenticate`].
     pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &Password,
+        ip: IpAddr,
+    ) -> Result<Option<UserRow>, AccountError> {
+        let result = self.limited_sign_in(username, password, ip).await;
+        let outcome = match &result {
+            Ok(Some(_)) => "success",
+            Ok(None) => "failure",
+            Err(AccountError::RateLimited(_)) => "rate_limited",
+            Err(AccountError::Hashing(HashingError::Busy)) => "busy",
+            Err(_) => "error",
+        };
+        self.sign_ins.get_or_create(&SignInOutcome { outcome }).inc();
+        result
+    }
+
+    async fn limited_sign_in(
         &self,
         username: &str,
         password: &Password,

@@ -21,14 +21,31 @@ pub async fn json_object(headers: &HeaderMap, body: Body, limit: usize) -> Resul
             "Send the request body as JSON with Content-Type: application/json.",
         ));
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::invalid_body(format!("The request body is larger than {limit} bytes.")))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| unreadable_body(&err, limit))?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(object)) => Ok(object),
         Ok(_) => Err(ApiError::invalid_body("The request body must be a JSON object.")),
         Err(_) => Err(ApiError::invalid_body("The request body is not valid JSON.")),
     }
+}
+
+/// Why a body could not be read: too large (400, as before), stalled (408), or cut off (400).
+pub fn unreadable_body(err: &axum::Error, limit: usize) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                "The request body stalled; send it at once.",
+            );
+        }
+        if error.is::<http_body_util::LengthLimitError>() {
+            return ApiError::invalid_body(format!("The request body is larger than {limit} bytes."));
+        }
+        cause = error.source();
+    }
+    ApiError::invalid_body("The request body could not be read.")
 }
 
 /// Collects field errors while fields are read, then fails once with all of them.

@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod hasura;
 mod health;
+pub mod observe;
 mod oidc;
 
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhook/webhook", get(hasura::webhook_get).post(hasura::webhook_post))
         .route("/webhook/jwks", get(hasura::jwks))
         .route("/.well-known/jwks.json", get(hasura::jwks))
+        .route("/metrics", get(observe::metrics))
         .nest("/api", admin::router())
         .nest("/oidc", oidc::router())
         .with_state(state)

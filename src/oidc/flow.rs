@@ -710,7 +710,7 @@ impl Provider {
         let keys = self.tokens.keys();
         let signer = keys.signer();
         claims.insert("at_hash".into(), left_half_hash(signer.alg(), access_token).into());
-        signer.sign_as(&Value::Object(claims), "JWT").map_err(|err| RbacError::Key(err).into())
+        self.tokens.sign_id_token(signer, claims).map_err(|err| RbacError::Key(err).into())
     }
 
     /// The claims each identity scope releases (Logto's mapping; Django has no verified-email

@@ -2,11 +2,22 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 /// Session liveness answers, kept for at most `ttl`.
 #[derive(Debug)]
 pub struct LiveCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, (bool, Instant)>>,
+    lookups: Family<CacheLookup, Counter>,
+}
+
+/// A [`LiveCache::get`] that found a fresh answer (`hit`) or not (`miss`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLookup {
+    pub result: &'static str,
 }
 
 /// Past this many entries, expired ones are swept before an insert.
@@ -14,12 +25,18 @@ const SWEEP_AT: usize = 100_000;
 
 impl LiveCache {
     pub fn new(ttl: Duration) -> Self {
-        LiveCache { ttl, entries: Mutex::new(HashMap::new()) }
+        LiveCache { ttl, entries: Mutex::new(HashMap::new()), lookups: Family::default() }
+    }
+
+    pub fn lookups(&self) -> &Family<CacheLookup, Counter> {
+        &self.lookups
     }
 
     pub fn get(&self, key: &str) -> Option<bool> {
         let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(live, _)| *live)
+        let found = entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(live, _)| *live);
+        self.lookups.get_or_create(&CacheLookup { result: if found.is_some() { "hit" } else { "miss" } }).inc();
+        found
     }
 
     /// Records an answer and returns the one that stands. A session never comes back to life,

@@ -16,11 +16,14 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::db::{AuditEvent, Db, DbError, DjangoTime, GrantRow, Rotation, SessionRow, SessionState, UserRow};
 
+pub use self::cache::CacheLookup;
 use self::cache::LiveCache;
 
 #[derive(Clone, Debug)]
@@ -96,6 +99,7 @@ pub struct Sessions {
     settings: Arc<SessionSettings>,
     successor_key: Arc<[u8; 32]>,
     cache: Arc<LiveCache>,
+    refresh_tokens_issued: Counter,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -112,7 +116,24 @@ impl Sessions {
     /// refresh can return the same successor without the plaintext ever being stored.
     pub fn new(db: Db, settings: SessionSettings, successor_key: [u8; 32]) -> Self {
         let cache = Arc::new(LiveCache::new(settings.cache_ttl));
-        Sessions { db, settings: Arc::new(settings), successor_key: Arc::new(successor_key), cache }
+        Sessions {
+            db,
+            settings: Arc::new(settings),
+            successor_key: Arc::new(successor_key),
+            cache,
+            refresh_tokens_issued: Counter::default(),
+        }
+    }
+
+    /// Counts the refresh tokens handed out (new sessions and rotations) on `counter`.
+    pub fn counting_refresh_tokens(mut self, counter: Counter) -> Self {
+        self.refresh_tokens_issued = counter;
+        self
+    }
+
+    /// Hits and misses of the session-liveness cache.
+    pub fn live_cache_lookups(&self) -> &Family<CacheLookup, Counter> {
+        self.cache.lookups()
     }
 
     pub fn settings(&self) -> &SessionSettings {
@@ -150,6 +171,9 @@ impl Sessions {
             SessionKind::Api | SessionKind::Browser => None,
         };
         self.db.insert_session(&session, &digest(&refresh_token), grant).await?;
+        if !matches!(kind, SessionKind::Browser) {
+            self.refresh_tokens_issued.inc();
+        }
         Ok(IssuedRefresh {
             session_id: session.id,
             user_id: user.id,
@@ -209,6 +233,7 @@ impl Sessions {
             return Err(SessionError::Invalid);
         }
         let left = (state.session.expires_at.0 - now.0).whole_seconds().max(0) as u64;
+        self.refresh_tokens_issued.inc();
         Ok(IssuedRefresh {
             session_id: row.session_id,
             user_id: state.session.user_id,

@@ -11,13 +11,16 @@ use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Validation, decode, decode_header};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rand::RngCore;
 use serde_json::{Map, Value};
 
 use crate::db::UserRow;
 
 pub use self::claims::{ClaimsFormat, ClaimsSettings, Grant, GroupRoles, RoleSettings, SessionVariables, Subject};
-pub use self::keys::{KeyError, KeyRing, KeySettings, SigningAlg};
+pub use self::keys::{KeyError, KeyRing, KeySettings, Signer, SigningAlg};
 
 /// Installs aws-lc-rs as jsonwebtoken's crypto provider, once per process.
 pub fn install_crypto_provider() {
@@ -29,6 +32,15 @@ pub struct Tokens {
     /// Replaced as a whole when the stored keys change (see [`stored`]).
     keys: Arc<RwLock<Arc<KeyRing>>>,
     settings: Arc<ClaimsSettings>,
+    issued: Family<IssuedKind, Counter>,
+}
+
+/// What was issued: `kind` is `access`, `id` or `refresh`; `alg` the JWS algorithm, or
+/// `opaque` for refresh tokens (random strings, not JWTs).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuedKind {
+    pub kind: &'static str,
+    pub alg: &'static str,
 }
 
 /// An access token and its lifetime in seconds.
@@ -85,7 +97,26 @@ pub struct HasuraSession {
 
 impl Tokens {
     pub fn new(keys: KeyRing, settings: ClaimsSettings) -> Self {
-        Tokens { keys: Arc::new(RwLock::new(Arc::new(keys))), settings: Arc::new(settings) }
+        Tokens { keys: Arc::new(RwLock::new(Arc::new(keys))), settings: Arc::new(settings), issued: Family::default() }
+    }
+
+    /// Tokens issued, by [`IssuedKind`].
+    pub fn issued(&self) -> &Family<IssuedKind, Counter> {
+        &self.issued
+    }
+
+    /// The counter of refresh tokens, for the session service that makes them.
+    pub fn refresh_token_counter(&self) -> Counter {
+        self.issued.get_or_create_owned(&IssuedKind { kind: "refresh", alg: "opaque" })
+    }
+
+    fn count(&self, kind: &'static str, alg: SigningAlg) {
+        let alg = match alg {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::EdDsa => "EdDSA",
+        };
+        self.issued.get_or_create(&IssuedKind { kind, alg }).inc();
     }
 
     pub fn keys(&self) -> Arc<KeyRing> {
@@ -126,8 +157,18 @@ impl Tokens {
 
     /// Signs with the header `typ` given (`at+jwt` for the OIDC provider's access tokens).
     pub fn sign_as(&self, draft: DraftToken, typ: &str) -> Result<IssuedToken, KeyError> {
-        let token = self.keys().sign_as(&Value::Object(draft.claims), typ)?;
+        let keys = self.keys();
+        let signer = keys.signer();
+        let token = signer.sign_as(&Value::Object(draft.claims), typ)?;
+        self.count("access", signer.alg());
         Ok(IssuedToken { token, expires_in: draft.expires_in })
+    }
+
+    /// Signs an OpenID Connect ID token.
+    pub fn sign_id_token(&self, signer: &Signer, claims: Map<String, Value>) -> Result<String, KeyError> {
+        let token = signer.sign_as(&Value::Object(claims), "JWT")?;
+        self.count("id", signer.alg());
+        Ok(token)
     }
 
     /// A signed access token without a resource or custom claims.
