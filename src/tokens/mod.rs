@@ -388,9 +388,10 @@ mod tests {
     fn only_verified_tokens_are_remembered() {
         let tokens = tokens(None);
         let token = signed(&tokens, "https://api.example", unix_now() + 900);
-        let tampered = format!("{}x", &token[..token.len() - 1]);
-        assert_eq!(tokens.verify(&tampered), Err(TokenError::BadSignature));
-        assert_eq!(tokens.verify(&tampered), Err(TokenError::BadSignature));
+        // Signed by another key: refused every time, never remembered.
+        let forged = signed(&self::tokens(None), "https://api.example", unix_now() + 900);
+        assert_eq!(tokens.verify(&forged), Err(TokenError::BadSignature));
+        assert_eq!(tokens.verify(&forged), Err(TokenError::BadSignature));
         assert!(tokens.verify(&token).is_ok());
         assert_eq!(tokens.verified.entries.lock().unwrap().len(), 1);
     }
