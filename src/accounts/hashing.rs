@@ -151,14 +151,23 @@ impl Hashing {
         .map_err(|_| HashingError::Failed)
     }
 
-    /// Django's `verify_password`, including its fake runtime and `harden_runtime`.
+    /// Django's `verify_password`, including its fake runtime and `harden_runtime`; and, for a
+    /// right password on an outdated hash (`must_update`), the new hash, computed in the same
+    /// slot. Waiting for a second slot would queue a login that already passed behind the
+    /// whole queue again, and refuse it with [`HashingError::Busy`] when that queue is full.
     pub async fn verify(
         &self,
         password: &Password,
         encoded: &str,
-    ) -> Result<Result<Verification, HashError>, HashingError> {
+    ) -> Result<Result<(Verification, Option<String>), HashError>, HashingError> {
         let (password, encoded) = (password.clone(), encoded.to_owned());
-        self.run(move |config| hashers::verify(password.expose(), &encoded, config)).await
+        self.run(move |config| {
+            let verification = hashers::verify(password.expose(), &encoded, config)?;
+            let upgraded = (verification.valid && verification.must_update)
+                .then(|| hashers::make_password(password.expose(), config));
+            Ok((verification, upgraded))
+        })
+        .await
     }
 
     /// A new hash with the default hasher, as Django's `make_password` writes it.

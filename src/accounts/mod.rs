@@ -213,8 +213,8 @@ impl Accounts {
             }
             Err(err) => return Err(err.into()),
         };
-        let verification = match self.hashing.verify(password, &user.password).await? {
-            Ok(verification) => verification,
+        let (verification, upgraded) = match self.hashing.verify(password, &user.password).await? {
+            Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!(user_id = user.id, error = %err, "stored password hash cannot be used");
                 return Ok(None);
@@ -224,8 +224,7 @@ impl Accounts {
             return Ok(None);
         }
         let mut user = user;
-        if verification.must_update {
-            let upgraded = self.hashing.make(password).await?;
+        if let Some(upgraded) = upgraded {
             if self.db.replace_password_hash(user.id, &user.password, &upgraded).await? {
                 tracing::info!(user_id = user.id, "upgraded the stored password hash");
                 user.password = upgraded;

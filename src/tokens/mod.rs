@@ -6,8 +6,9 @@ pub mod hasura_v2;
 pub mod keys;
 pub mod stored;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Validation, decode, decode_header};
@@ -33,6 +34,7 @@ pub struct Tokens {
     keys: Arc<RwLock<Arc<KeyRing>>>,
     settings: Arc<ClaimsSettings>,
     issued: Family<IssuedKind, Counter>,
+    verified: Arc<VerifiedCache>,
 }
 
 /// What was issued: `kind` is `access`, `id` or `refresh`; `alg` the JWS algorithm, or
@@ -41,6 +43,44 @@ pub struct Tokens {
 pub struct IssuedKind {
     pub kind: &'static str,
     pub alg: &'static str,
+}
+
+/// Tokens that passed [`Tokens::verify_for`] recently, by the SHA-256 of the token.
+///
+/// Hasura calls the webhook with the same token on every request of a client, and checking an
+/// RS256 or EdDSA signature costs several times the rest of the webhook's work. What a check
+/// decides about one exact token cannot change while the process lives (a rotation retires a
+/// key only after every token it signed has expired), except through time and the API resources, so a hit re-checks `exp` and, when
+/// audiences are checked, the audience against the current resources. Only tokens signed by
+/// our keys get in, so the cache holds at most the live tokens of real sessions; it is still
+/// capped. Session liveness is not cached here ([`crate::sessions::Sessions::is_live`]).
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    entries: Mutex<HashMap<[u8; 32], (HasuraSession, Instant)>>,
+}
+
+/// How long a verified token is remembered (bounds memory, not correctness).
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Past this many entries, stale ones are swept before an insert, and all dropped if none is.
+const VERIFIED_MAX: usize = 50_000;
+
+impl VerifiedCache {
+    fn get(&self, digest: &[u8; 32]) -> Option<HasuraSession> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(digest).filter(|(_, at)| at.elapsed() < VERIFIED_TTL).map(|(session, _)| session.clone())
+    }
+
+    fn put(&self, digest: [u8; 32], session: &HasuraSession) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= VERIFIED_MAX {
+            let now = unix_now();
+            entries.retain(|_, (s, at)| at.elapsed() < VERIFIED_TTL && s.expires_at >= now);
+            if entries.len() >= VERIFIED_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (session.clone(), Instant::now()));
+    }
 }
 
 /// An access token and its lifetime in seconds.
@@ -97,7 +137,12 @@ pub struct HasuraSession {
 
 impl Tokens {
     pub fn new(keys: KeyRing, settings: ClaimsSettings) -> Self {
-        Tokens { keys: Arc::new(RwLock::new(Arc::new(keys))), settings: Arc::new(settings), issued: Family::default() }
+        Tokens {
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
+            settings: Arc::new(settings),
+            issued: Family::default(),
+            verified: Arc::default(),
+        }
     }
 
     /// Tokens issued, by [`IssuedKind`].
@@ -192,6 +237,28 @@ impl Tokens {
     /// without leeway, our issuer, and well-formed Hasura claims. With an audience configured,
     /// `aud` must be it or one of `resources` (the API resource indicators).
     pub fn verify_for(&self, token: &str, resources: &[String]) -> Result<HasuraSession, TokenError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(session) = self.verified.get(&digest) {
+            if session.expires_at < unix_now() {
+                return Err(TokenError::Expired);
+            }
+            let audience_ok = match (&self.settings.audience, &session.audience) {
+                (None, _) => true,
+                (Some(configured), Some(aud)) => aud == configured || resources.contains(aud),
+                (Some(_), None) => false,
+            };
+            if audience_ok {
+                return Ok(session);
+            }
+        }
+        let session = self.verify_for_uncached(token, resources)?;
+        self.verified.put(digest, &session);
+        Ok(session)
+    }
+
+    /// [`Tokens::verify_for`] without its cache: the signature, issuer, times and claims checked.
+    pub fn verify_for_uncached(&self, token: &str, resources: &[String]) -> Result<HasuraSession, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = 0;
@@ -314,4 +381,72 @@ pub fn new_jti() -> String {
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn tokens(audience: Option<&str>) -> Tokens {
+        install_crypto_provider();
+        let (private, _) = keys::generate_key_pair(SigningAlg::EdDsa).expect("key pair");
+        let keys = KeyRing::from_private_pem(&private, None, "test key").expect("key ring");
+        let settings = ClaimsSettings {
+            issuer: "https://auth.example".into(),
+            oidc_issuer: "https://auth.example/oidc".into(),
+            audience: audience.map(str::to_owned),
+            namespace: "https://hasura.io/jwt/claims".into(),
+            format: ClaimsFormat::Json,
+            access_ttl_secs: 900,
+            roles: RoleSettings {
+                default_role: "user".into(),
+                staff_role: "staff".into(),
+                superuser_role: "admin".into(),
+                anonymous_role: "anonymous".into(),
+                groups: GroupRoles::None,
+            },
+            variables: SessionVariables::default(),
+        };
+        Tokens::new(keys, settings)
+    }
+
+    fn signed(tokens: &Tokens, aud: &str, exp: u64) -> String {
+        let claims = json!({
+            "iss": "https://auth.example", "sub": "7", "sid": "s1", "aud": aud, "iat": unix_now(), "exp": exp,
+            "https://hasura.io/jwt/claims": { "x-hasura-allowed-roles": ["user"], "x-hasura-default-role": "user",
+                                             "x-hasura-user-id": "7" },
+        });
+        let Value::Object(claims) = claims else { unreachable!() };
+        tokens.sign(DraftToken { claims, expires_in: 900 }).expect("sign").token
+    }
+
+    #[test]
+    fn a_token_seen_before_is_still_held_to_its_audience_and_expiry() {
+        let tokens = tokens(Some("https://api.example"));
+        let resource = "https://resource.example".to_owned();
+        let token = signed(&tokens, &resource, unix_now() + 900);
+        let first = tokens.verify_for(&token, std::slice::from_ref(&resource)).expect("valid for the resource");
+        assert_eq!(tokens.verify_for(&token, std::slice::from_ref(&resource)), Ok(first.clone()));
+        // The resource was deleted meanwhile: the remembered answer does not stand.
+        assert_eq!(tokens.verify_for(&token, &[]), Err(TokenError::WrongAudience));
+
+        // Remembered, then expired: refused without another signature check.
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+        tokens.verified.put(digest, &HasuraSession { expires_at: unix_now() - 1, ..first });
+        assert_eq!(tokens.verify_for(&token, std::slice::from_ref(&resource)), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn only_verified_tokens_are_remembered() {
+        let tokens = tokens(None);
+        let token = signed(&tokens, "https://api.example", unix_now() + 900);
+        // Signed by another key: refused every time, never remembered.
+        let forged = signed(&self::tokens(None), "https://api.example", unix_now() + 900);
+        assert_eq!(tokens.verify(&forged), Err(TokenError::BadSignature));
+        assert_eq!(tokens.verify(&forged), Err(TokenError::BadSignature));
+        assert!(tokens.verify(&token).is_ok());
+        assert_eq!(tokens.verified.entries.lock().unwrap().len(), 1);
+    }
 }
