@@ -115,8 +115,11 @@ impl Accounts {
                 self.db.audit("sign_in_failed", None, None, Some(&ip_text), &format!("for {name:?}")).await
             }
         };
-        if let Err(err) = audited {
-            tracing::error!(error = %err, "could not write the audit record of a sign-in");
+        match audited {
+            // The session that follows would wait for the database as long again.
+            Err(err) if err.is_unavailable() => return Err(err.into()),
+            Err(err) => tracing::error!(error = %err, "could not write the audit record of a sign-in"),
+            Ok(()) => {}
         }
         Ok(user)
     }
@@ -126,8 +129,11 @@ impl Accounts {
     pub async fn sign_up(&self, new: NewUser, ip: IpAddr) -> Result<UserRow, AccountError> {
         self.limits.sign_up(ip).map_err(AccountError::RateLimited)?;
         let user = self.create_user(new).await?;
-        if let Err(err) = self.db.audit("signup", Some(user.id), None, Some(&ip.to_string()), "new account").await {
-            tracing::error!(error = %err, "could not write the audit record of a sign-up");
+        match self.db.audit("signup", Some(user.id), None, Some(&ip.to_string()), "new account").await {
+            // The session that follows would wait for the database as long again.
+            Err(err) if err.is_unavailable() => return Err(err.into()),
+            Err(err) => tracing::error!(error = %err, "could not write the audit record of a sign-up"),
+            Ok(()) => {}
         }
         Ok(user)
     }
