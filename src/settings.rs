@@ -35,6 +35,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "GATEHOUSE_DB_CONNECT_TIMEOUT", global = true, default_value_t = 30, value_name = "SECONDS")]
     pub db_connect_timeout: u64,
 
+    /// Longest a request waits for a PostgreSQL connection, in seconds; then it answers 503
+    /// (an unreachable database fails requests this fast)
+    #[arg(long, env = "GATEHOUSE_DB_ACQUIRE_TIMEOUT", global = true, default_value_t = 2, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub db_acquire_timeout: u64,
+
     /// PBKDF2-SHA256 iterations for new hashes; match your Django version (6.1: 1500000, 5.2: 1000000)
     #[arg(long, env = "GATEHOUSE_PBKDF2_ITERATIONS", global = true, default_value_t = 1_500_000,
           value_parser = clap::value_parser!(u32).range(1..=100_000_000), value_name = "N")]
@@ -276,6 +282,12 @@ pub struct TokenArgs {
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub refresh_reuse_grace: u64,
 
+    /// While the database is unreachable, the webhook still accepts a session it saw live at
+    /// most this many seconds ago (0: refuse with 503 at once)
+    #[arg(long, env = "GATEHOUSE_SESSION_STALE_IF_ERROR", global = true, default_value_t = 120,
+          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub session_stale_if_error: u64,
+
     /// A directory of templates (sign-in.html, sign-up.html, sign-out.html, signed-out.html,
     /// error.html, style.css) that replace the OIDC provider's built-in pages, file by file
     #[arg(long, env = "GATEHOUSE_OIDC_TEMPLATES", global = true, value_name = "DIR")]
@@ -351,6 +363,8 @@ pub struct HasuraSettings {
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
     pub connect_timeout: Duration,
+    /// How long a request waits for a PostgreSQL connection before it answers 503.
+    pub acquire_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -498,6 +512,7 @@ impl Settings {
             database: DatabaseSettings {
                 url: url.trim().parse()?,
                 connect_timeout: Duration::from_secs(args.db_connect_timeout),
+                acquire_timeout: Duration::from_secs(args.db_acquire_timeout),
             },
             hashing: HashingSettings {
                 hasher: HasherConfig { pbkdf2_iterations: args.pbkdf2_iterations },
@@ -571,8 +586,10 @@ impl Settings {
                 idle_ttl_secs: t.session_idle_ttl,
                 reuse_grace_secs: t.refresh_reuse_grace,
                 cache_ttl: Duration::from_secs(t.session_cache_ttl),
+                stale_if_error_secs: t.session_stale_if_error,
             },
             rbac: RbacSettings {
+                audiences_stale_if_error: Duration::from_secs(t.session_stale_if_error),
                 management_indicator: format!("{public_url}/api"),
                 permissions_resource: t.permissions_resource.clone(),
                 script_limits: ScriptLimits {

@@ -28,7 +28,8 @@ use crate::tokens::{self, KeyRing, KeySettings, Tokens};
 
 /// Connects to the database and builds the account service from the settings.
 pub async fn accounts(settings: &Settings) -> Result<Accounts, DbError> {
-    let db = Db::connect(&settings.database.url, settings.database.connect_timeout).await?;
+    let database = &settings.database;
+    let db = Db::connect_with(&database.url, database.connect_timeout, database.acquire_timeout).await?;
     let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent)
         .with_queue(settings.hashing.max_waiting);
     Ok(Accounts::new(db, hashing, settings.password_policy.clone()).with_limits(settings.limits.clone()))
@@ -74,7 +75,7 @@ impl Application {
         let sessions = Sessions::new(accounts.db().clone(), settings.sessions.clone(), successor_key)
             .counting_refresh_tokens(tokens.refresh_token_counter());
         let metrics = Arc::new(Metrics::new(&accounts, &sessions, &tokens));
-        let rbac = Rbac::new(accounts.db().clone(), settings.rbac.clone());
+        let rbac = Rbac::new(accounts.db().clone(), settings.rbac.clone()).sharing_outage(sessions.outage());
         let applications = Applications::new(accounts.db().clone());
         let oidc = Provider::new(
             accounts.db().clone(),

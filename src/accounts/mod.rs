@@ -158,8 +158,11 @@ impl Accounts {
                 self.db.audit_event(&AuditEvent::new("sign_in_failed", &detail).from_ip(Some(&ip_text)).failed()).await
             }
         };
-        if let Err(err) = audited {
-            tracing::error!(error = %err, "could not write the audit record of a sign-in");
+        match audited {
+            // The session that follows would wait for the database as long again.
+            Err(err) if err.is_unavailable() => return Err(err.into()),
+            Err(err) => tracing::error!(error = %err, "could not write the audit record of a sign-in"),
+            Ok(()) => {}
         }
         Ok(user)
     }
@@ -171,8 +174,11 @@ impl Accounts {
         let user = self.create_user(new).await?;
         let ip = ip.to_string();
         let event = AuditEvent::by_user("signup", user.id, "new account").from_ip(Some(&ip));
-        if let Err(err) = self.db.audit_event(&event).await {
-            tracing::error!(error = %err, "could not write the audit record of a sign-up");
+        match self.db.audit_event(&event).await {
+            // The session that follows would wait for the database as long again.
+            Err(err) if err.is_unavailable() => return Err(err.into()),
+            Err(err) => tracing::error!(error = %err, "could not write the audit record of a sign-up"),
+            Ok(()) => {}
         }
         Ok(user)
     }

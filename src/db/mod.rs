@@ -10,6 +10,7 @@ mod groups;
 mod keys;
 pub mod migrate;
 mod oidc;
+mod outage;
 mod rbac;
 mod sessions;
 mod time;
@@ -26,6 +27,7 @@ pub use self::audit::{AuditEvent, AuditRow};
 pub use self::groups::GroupSummary;
 pub use self::keys::{KEYS_CHANGED_CHANNEL, SigningKeyRow};
 pub use self::oidc::{CodeRow, Consumed, GrantRow, OpaqueTokenRow};
+pub use self::outage::Outage;
 pub use self::rbac::{Page, PageRequest, ResourcePatch, ResourceRow, RolePatch, RoleRow, ScopeGrantRow, ScopeRow};
 pub use self::sessions::{RefreshRow, Rotation, SessionRow, SessionState};
 pub use self::time::DjangoTime;
@@ -71,6 +73,10 @@ impl std::fmt::Debug for DatabaseUrl {
 /// The default: an embedded SQLite file in the working directory, as Django's own default.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.sqlite3";
 
+/// How long a request waits for a PostgreSQL connection before it answers 503: long enough for
+/// a burst on a busy pool, short enough that an unreachable server fails requests fast.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("DATABASE_URL must start with sqlite:// or postgres:// (got {0:?})")]
@@ -106,6 +112,23 @@ impl DbError {
     pub fn is_configuration(&self) -> bool {
         matches!(self, DbError::UnknownScheme(_) | DbError::InvalidUrl { .. })
     }
+
+    /// True when the database could not be reached at all (no connection within the acquire
+    /// timeout, a dropped connection, a server shutting down or starting up): the next query
+    /// of the same request would only wait as long again.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unreachable { .. } => true,
+            DbError::Sql(err) => {
+                is_transient(err)
+                    || matches!(err, sqlx::Error::PoolClosed)
+                    // Class 08, connection exception; class 57, operator intervention (shutdown).
+                    || matches!(err, sqlx::Error::Database(db)
+                        if db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57")))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl FromStr for DatabaseUrl {
@@ -140,6 +163,17 @@ impl Db {
     /// Connects, retrying with backoff for up to `wait` when the server is not reachable yet
     /// (a PostgreSQL container that starts after gatehouse, say).
     pub async fn connect(url: &DatabaseUrl, wait: Duration) -> Result<Db, DbError> {
+        Self::connect_with(url, wait, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Db::connect`] with the longest a request waits for a PostgreSQL connection.
+    ///
+    /// The pool is what makes gatehouse ride out a PostgreSQL restart without being restarted
+    /// itself: every idle connection is pinged before it is handed out, so the dead ones a
+    /// restart leaves behind are dropped and replaced lazily; and while no new connection can
+    /// be made, a request gives up after `acquire_timeout` (sqlx keeps retrying a refused
+    /// connection until then) and answers 503, instead of queueing for long.
+    pub async fn connect_with(url: &DatabaseUrl, wait: Duration, acquire_timeout: Duration) -> Result<Db, DbError> {
         let started = std::time::Instant::now();
         let mut delay = Duration::from_millis(100);
         loop {
@@ -149,7 +183,8 @@ impl Db {
                 }
                 DatabaseUrl::Postgres(options) => PgPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(acquire_timeout)
+                    .test_before_acquire(true)
                     .connect_with(options.clone())
                     .await
                     .map(Db::Postgres),
@@ -224,6 +259,15 @@ mod tests {
         let err = "user:secret@host".parse::<DatabaseUrl>().unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!("".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn unreachable_is_told_apart_from_other_database_errors() {
+        assert!(DbError::Sql(sqlx::Error::PoolTimedOut).is_unavailable());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(DbError::Sql(sqlx::Error::Io(refused)).is_unavailable());
+        assert!(!DbError::Sql(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!DbError::MissingSchema.is_unavailable());
     }
 
     #[test]

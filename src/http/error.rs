@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::accounts::{AccountError, HashingError, RetryAfter};
+use crate::db::DbError;
 use crate::rbac::RbacError;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -102,14 +103,7 @@ impl From<AccountError> for ApiError {
                     "The server is busy checking passwords; try again in a moment.",
                 )
             },
-            AccountError::Db(db) => {
-                tracing::error!(error = %db, "database error");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "The service is temporarily unavailable; try again shortly.",
-                )
-            }
+            AccountError::Db(db) => db.into(),
             other => ApiError::internal(&other),
         }
     }
@@ -133,8 +127,28 @@ impl From<RbacError> for ApiError {
                 status: StatusCode::FORBIDDEN,
                 errors: vec![ErrorItem { kind: "AccessDenied", message, field: None, code: Some("access_denied") }],
             },
-            RbacError::Db(db) => AccountError::Db(db).into(),
+            RbacError::Db(db) => db.into(),
             other @ (RbacError::CustomClaims(_) | RbacError::Key(_)) => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Seconds a client should wait before retrying when the database cannot be reached: about
+/// what a PostgreSQL restart or fail-over takes.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
+
+/// Whatever went wrong with the database (unreachable, restarting, out of connections), the
+/// request may succeed later: 503 with `Retry-After`, never a 500 or a hang.
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        tracing::error!(error = %err, "database error");
+        ApiError {
+            retry_after: Some(DATABASE_RETRY_AFTER_SECS),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable; try again shortly.",
+            )
         }
     }
 }

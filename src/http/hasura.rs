@@ -205,12 +205,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bod
         let (session, current) = found.ok_or_else(invalid_refresh_token)?;
         (session.id, session.user_id, current)
     } else {
-        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
-        let verified = match authorization {
-            Some(token) => state.verify(token).await.ok(),
-            None => None,
-        };
-        let verified = verified.ok_or_else(|| {
+        let verified = bearer_session(&state, &headers).await?.ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, "InvalidToken", "Send a refresh token or a valid access token.")
         })?;
         let user_id = verified.subject.parse().map_err(|_| invalid_refresh_token())?;
@@ -342,8 +337,10 @@ async fn token_response(
     {
         Ok(issued) => issued,
         Err(err) => {
-            // A session whose first token was refused (denyAccess, say) must not live on.
-            if request.grant_type == "password" {
+            // A session whose first token was refused (denyAccess, say) must not live on. (When
+            // the database failed, the revocation would too; the session's refresh token was
+            // never sent, so nobody can use it.)
+            if request.grant_type == "password" && !matches!(err, crate::rbac::RbacError::Db(_)) {
                 let _ = state.sessions.revoke(&session.session_id, "token_refused").await;
             }
             return Err(err.into());
@@ -380,15 +377,23 @@ async fn audit(state: &AppState, kind: &str, user_id: i32, session_id: &str, det
     }
 }
 
+/// The access token in `Authorization: Bearer`, verified; `None` when it is missing or not
+/// valid, an error (503) only when the database cannot tell.
+async fn bearer_session(state: &AppState, headers: &HeaderMap) -> Result<Option<HasuraSession>, ApiError> {
+    let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token) else {
+        return Ok(None);
+    };
+    match state.verify(token).await {
+        Ok(session) => Ok(Some(session)),
+        Err(super::VerifyError::Token(_)) => Ok(None),
+        Err(super::VerifyError::Db(err)) => Err(err.into()),
+    }
+}
+
 /// The caller of a self-service endpoint: a valid access token of a live session.
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(HasuraSession, i32), ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "InvalidToken", "Send a valid access token.");
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
-    let session = match token {
-        Some(token) => state.verify(token).await.ok(),
-        None => None,
-    };
-    let session = session.ok_or_else(unauthorized)?;
+    let session = bearer_session(state, headers).await?.ok_or_else(unauthorized)?;
     let user_id = session.subject.parse().map_err(|_| unauthorized())?;
     if !state.sessions.is_live(&session.session_id).await.map_err(AccountError::from)? {
         return Err(unauthorized());
@@ -479,7 +484,9 @@ pub async fn webhook_post(State(state): State<AppState>, body: Body) -> Response
     decide(&state, header("authorization"), header("x-hasura-role")).await
 }
 
-/// Hasura's contract: 200 with string session variables (allow) or 401 (deny), nothing else.
+/// Hasura's contract: 200 with string session variables (allow) or 401 (deny); and 503 when
+/// the database cannot tell (a session seen live shortly before still gets its 200, see
+/// `Sessions::is_live`).
 async fn decide(state: &AppState, authorization: Option<&str>, requested_role: Option<&str>) -> Response {
     let requested_role = requested_role.map(str::trim).filter(|r| !r.is_empty());
     let Some(authorization) = authorization.map(str::trim).filter(|a| !a.is_empty()) else {
@@ -498,19 +505,15 @@ async fn decide(state: &AppState, authorization: Option<&str>, requested_role: O
     let session = match state.verify(token).await {
         Ok(session) => session,
         Err(super::VerifyError::Token(err)) => return deny(&err.to_string()),
-        Err(super::VerifyError::Db(err)) => {
-            tracing::error!(error = %err, "webhook: cannot read the API resources");
-            return deny("The session cannot be checked right now.");
-        }
+        // Not a 401: that would tell the client its token is bad. Hasura answers its client
+        // 500 for a 503 from the hook, as for a hook it cannot reach: try again later.
+        Err(super::VerifyError::Db(err)) => return ApiError::from(err).into_response(),
     };
     // A revoked session, or one whose user was deactivated, deleted or changed password.
     match state.sessions.is_live(&session.session_id).await {
         Ok(true) => {}
         Ok(false) => return deny("The session has ended."),
-        Err(err) => {
-            tracing::error!(error = %err, "webhook: cannot check the session");
-            return deny("The session cannot be checked right now.");
-        }
+        Err(err) => return ApiError::from(err).into_response(),
     }
     let role = match requested_role {
         Some(role) if session.allowed_roles.iter().any(|r| r == role) => role.to_owned(),

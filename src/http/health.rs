@@ -1,9 +1,11 @@
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::error::DATABASE_RETRY_AFTER_SECS;
 
 /// The process is up and serving HTTP.
 pub async fn alive() -> Json<Value> {
@@ -11,7 +13,7 @@ pub async fn alive() -> Json<Value> {
 }
 
 /// The database answers and a published key signs; a load balancer should send traffic here.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn ready(State(state): State<AppState>) -> Response {
     if let Err(err) = state.accounts.db().ping().await {
         tracing::warn!(error = %err, "readiness check: database unreachable");
         return unavailable("database");
@@ -22,9 +24,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         tracing::warn!(kid = signer.kid(), "readiness check: the signing key is retired; are the keys being re-read?");
         return unavailable("keys");
     }
-    (StatusCode::OK, Json(json!({ "status": "ok" })))
+    Json(json!({ "status": "ok" })).into_response()
 }
 
-fn unavailable(reason: &str) -> (StatusCode, Json<Value>) {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "reason": reason })))
+fn unavailable(reason: &str) -> Response {
+    let body = Json(json!({ "status": "unavailable", "reason": reason }));
+    let retry_after = [(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS))];
+    (StatusCode::SERVICE_UNAVAILABLE, retry_after, body).into_response()
 }

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::client::{client_info, client_ip};
-use super::error::LOGIN_FAILED;
+use super::error::{DATABASE_RETRY_AFTER_SECS, LOGIN_FAILED};
 use super::hasura::{Signup, bearer_token, cookie_value, jwks};
 use crate::accounts::{AccountError, HashingError, Password, RetryAfter};
 use crate::db::{DbError, SessionRow};
@@ -101,7 +101,9 @@ fn authorize_error(state: &AppState, err: AuthorizeError) -> Response {
 fn unavailable_page(state: &AppState, err: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %err, "oidc: database error");
     let description = "The service is temporarily unavailable. Try again in a moment.";
-    error_page(state, StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description)
+    let mut page = error_page(state, StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description);
+    page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS));
+    page
 }
 
 fn cookie(state: &AppState, name: &str, value: &str, max_age: u64) -> String {
@@ -478,7 +480,7 @@ fn oauth_error(err: OAuthError) -> Response {
             }
         }
         "temporarily_unavailable" => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS));
         }
         _ => {}
     }

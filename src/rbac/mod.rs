@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::db::{Db, DbError, ResourceRow, UserRow, is_unique_violation};
+use crate::db::{Db, DbError, Outage, ResourceRow, UserRow, is_unique_violation};
 use crate::tokens::{DraftToken, Grant, KeyError, Subject, Tokens};
 
 use self::custom_claims::{CustomClaims, TokenType};
@@ -124,6 +124,10 @@ pub struct RbacSettings {
     /// The resource whose scopes also include the user's Django permissions (`app.codename`).
     pub permissions_resource: Option<String>,
     pub script_limits: ScriptLimits,
+    /// While the database is unreachable, the last list of resource indicators read stands for
+    /// this long past its cache time (`GATEHOUSE_SESSION_STALE_IF_ERROR`), so that the webhook
+    /// can still check tokens.
+    pub audiences_stale_if_error: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +193,7 @@ pub struct Rbac {
     settings: Arc<RbacSettings>,
     claims: CustomClaims,
     audiences: Arc<Mutex<Option<CachedAudiences>>>,
+    outage: Arc<Outage>,
 }
 
 impl std::fmt::Debug for Rbac {
@@ -206,7 +211,14 @@ const AUDIENCE_CACHE: Duration = Duration::from_secs(5);
 impl Rbac {
     pub fn new(db: Db, settings: RbacSettings) -> Rbac {
         let claims = CustomClaims::new(db.clone(), settings.script_limits);
-        Rbac { db, settings: Arc::new(settings), claims, audiences: Arc::new(Mutex::new(None)) }
+        Rbac { db, settings: Arc::new(settings), claims, audiences: Arc::new(Mutex::new(None)), outage: Arc::default() }
+    }
+
+    /// Shares what the sessions know of a database outage: the webhook reads both, and the
+    /// second need not wait for the acquire timeout once the first did.
+    pub fn sharing_outage(mut self, outage: Arc<Outage>) -> Rbac {
+        self.outage = outage;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -277,14 +289,35 @@ impl Rbac {
     }
 
     /// The resource indicators the webhook accepts as `aud`, refreshed every few seconds so
-    /// that a resource made on another instance is known soon.
+    /// that a resource made on another instance is known soon. While the database cannot be
+    /// read, the last list stands for `audiences_stale_if_error` more, given at once (one
+    /// background read at a time watches for the database to come back).
     pub async fn audiences(&self) -> Result<Arc<Vec<String>>, DbError> {
-        if let Some((at, list)) = self.audiences.lock().expect("audience cache").as_ref()
-            && at.elapsed() < AUDIENCE_CACHE
+        let cached = self.audiences.lock().expect("audience cache").clone();
+        let stale = match cached {
+            Some((at, list)) if at.elapsed() < AUDIENCE_CACHE => return Ok(list),
+            Some((at, list)) if at.elapsed() < AUDIENCE_CACHE + self.settings.audiences_stale_if_error => Some(list),
+            _ => None,
+        };
+        if let Some(list) = &stale
+            && self.outage.failing()
         {
+            let rbac = self.clone();
+            self.outage.probe(async move {
+                let _ = rbac.read_audiences().await;
+            });
             return Ok(list.clone());
         }
-        let mut list = self.db.resource_indicators().await?;
+        match self.read_audiences().await {
+            Err(err) => stale.ok_or(err),
+            list => list,
+        }
+    }
+
+    async fn read_audiences(&self) -> Result<Arc<Vec<String>>, DbError> {
+        let read = self.db.resource_indicators().await;
+        self.outage.record("resource indicators", &read);
+        let mut list = read?;
         list.push(self.settings.management_indicator.clone());
         let list = Arc::new(list);
         *self.audiences.lock().expect("audience cache") = Some((Instant::now(), list.clone()));

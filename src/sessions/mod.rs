@@ -21,7 +21,7 @@ use prometheus_client::metrics::family::Family;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::{AuditEvent, Db, DbError, DjangoTime, GrantRow, Rotation, SessionRow, SessionState, UserRow};
+use crate::db::{AuditEvent, Db, DbError, DjangoTime, GrantRow, Outage, Rotation, SessionRow, SessionState, UserRow};
 
 pub use self::cache::CacheLookup;
 use self::cache::LiveCache;
@@ -36,6 +36,10 @@ pub struct SessionSettings {
     pub reuse_grace_secs: u64,
     /// How long the webhook trusts a liveness answer.
     pub cache_ttl: Duration,
+    /// While the database is unreachable, a session seen live at most this long ago is still
+    /// taken as live (0: never). Revocations made meanwhile could not be seen anyway: they
+    /// need the database too, unless another instance reaches it while this one cannot.
+    pub stale_if_error_secs: u64,
 }
 
 /// Where a session was started from, for the user's session list and the audit log.
@@ -100,6 +104,8 @@ pub struct Sessions {
     successor_key: Arc<[u8; 32]>,
     cache: Arc<LiveCache>,
     refresh_tokens_issued: Counter,
+    /// Whether liveness reads fail: then cached answers stand at once (see [`Sessions::is_live`]).
+    outage: Arc<Outage>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -115,13 +121,15 @@ impl Sessions {
     /// `successor_key` is a server secret: successors are `HMAC(key, token)`, so a repeated
     /// refresh can return the same successor without the plaintext ever being stored.
     pub fn new(db: Db, settings: SessionSettings, successor_key: [u8; 32]) -> Self {
-        let cache = Arc::new(LiveCache::new(settings.cache_ttl));
+        let stale_if_error = Duration::from_secs(settings.stale_if_error_secs);
+        let cache = Arc::new(LiveCache::new(settings.cache_ttl, stale_if_error));
         Sessions {
             db,
             settings: Arc::new(settings),
             successor_key: Arc::new(successor_key),
             cache,
             refresh_tokens_issued: Counter::default(),
+            outage: Arc::default(),
         }
     }
 
@@ -138,6 +146,11 @@ impl Sessions {
 
     pub fn settings(&self) -> &SessionSettings {
         &self.settings
+    }
+
+    /// What the liveness checks know of a database outage, to share with other hot paths.
+    pub fn outage(&self) -> Arc<Outage> {
+        self.outage.clone()
     }
 
     /// Starts a session for a user who just logged in or signed up.
@@ -261,11 +274,36 @@ impl Sessions {
 
     /// Whether the session behind an access token is still live. Answers from a cache whose
     /// entries live at most one second, and are dropped at once when this instance revokes.
+    ///
+    /// Stale-if-error: when the database cannot be read, the last answer stands for
+    /// `stale_if_error_secs` more. While reads keep failing, such an answer is given at once
+    /// (the webhook is on the path of every Hasura request and must not wait for the pool's
+    /// acquire timeout each time) and one background read at a time watches for the database
+    /// to come back. A session never seen, or seen too long ago, gets the error (503).
     pub async fn is_live(&self, session_id: &str) -> Result<bool, DbError> {
         if let Some(live) = self.cache.get(session_id) {
             return Ok(live);
         }
-        let live = match self.db.session_state(session_id).await? {
+        if self.outage.failing()
+            && let Some(live) = self.cache.get_stale(session_id)
+        {
+            let (sessions, session_id) = (self.clone(), session_id.to_owned());
+            self.outage.probe(async move {
+                let _ = sessions.read_liveness(&session_id).await;
+            });
+            return Ok(live);
+        }
+        match self.read_liveness(session_id).await {
+            Err(err) => self.cache.get_stale(session_id).ok_or(err),
+            live => live,
+        }
+    }
+
+    /// Reads whether a session is live from the database, and caches the answer.
+    async fn read_liveness(&self, session_id: &str) -> Result<bool, DbError> {
+        let state = self.db.session_state(session_id).await;
+        self.outage.record("session liveness", &state);
+        let live = match state? {
             Some(state) => self.require_live(&state, DjangoTime::now()).await.is_ok(),
             None => false,
         };
