@@ -7,6 +7,7 @@ pub mod error;
 pub mod hasura;
 mod health;
 mod oidc;
+mod swagger;
 
 use std::sync::Arc;
 
@@ -68,5 +69,6 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(hasura::jwks))
         .nest("/api", admin::router())
         .nest("/oidc", oidc::router())
+        .merge(swagger::router())
         .with_state(state)
 }
