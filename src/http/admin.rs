@@ -39,7 +39,7 @@ const ADMIN_BODY_LIMIT: usize = 256 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(super::swagger::openapi))
         .route("/resources", get(list_resources).post(create_resource))
         .route("/resources/{id}", get(get_resource).patch(update_resource).delete(delete_resource))
         .route("/resources/{id}/is-default", patch(set_default_resource))
@@ -75,13 +75,6 @@ pub fn router() -> Router<AppState> {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such admin API endpoint.")
-}
-
-/// The OpenAPI 3.1 description of this API.
-async fn openapi() -> Response {
-    let mut response = include_str!("admin/openapi.json").into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// An authorized admin: who, for the audit log.

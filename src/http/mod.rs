@@ -8,6 +8,7 @@ pub mod hasura;
 mod health;
 pub mod observe;
 mod oidc;
+mod swagger;
 
 use std::sync::Arc;
 
@@ -70,5 +71,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(observe::metrics))
         .nest("/api", admin::router())
         .nest("/oidc", oidc::router())
+        .merge(swagger::router())
         .with_state(state)
 }
