@@ -110,12 +110,6 @@ headers = { Authorization = "Bearer \${FUZZ_LOGOUT_TOKEN}" }
 TOML
 
 exclusions=()
-# The metrics endpoint is documented before the branch that routes it is merged: while the
-# server does not route it, it is left out (said here, not silently).
-if [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/metrics")" = 404 ]; then
-    echo "note: this build does not route /metrics yet; excluding GET /metrics from the run" >&2
-    exclusions+=(--exclude-path /metrics)
-fi
 
 log "schemathesis $SCHEMATHESIS_VERSION: $max_examples examples per operation, seed $seed, at most ${max_time}s"
 status=0

@@ -107,10 +107,6 @@ const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 /// What the admin router's fallback answers: a request that reached no route at all.
 const FALLBACK_MESSAGE: &str = "There is no such admin API endpoint.";
 
-/// Documented routes another branch adds (the metrics endpoint): until it is merged, they may
-/// answer 404 from the router's fallback. Everything else must be routed.
-const PENDING: &[&str] = &["/metrics"];
-
 async fn spawn() -> TestApp {
     let db = TestDb::sqlite();
     let mut settings = db.settings(&[]);
@@ -417,7 +413,6 @@ async fn every_documented_operation_is_routed() {
         let error_type = body.as_ref().and_then(|b| b["errors"][0]["type"].as_str());
         let message = body.as_ref().and_then(|b| b["errors"][0]["message"].as_str());
         let miss = match status {
-            404 if PENDING.contains(&path.as_str()) && text.is_empty() => continue,
             405 => Some("405: the path has no such method"),
             404 if error_type.is_none() && text.is_empty() => Some("404 with an empty body: no route"),
             404 if message == Some(FALLBACK_MESSAGE) => Some("404 from the admin router's fallback: no route"),
@@ -444,9 +439,6 @@ async fn undocumented_methods_are_refused() {
     let client = reqwest::Client::new();
     let mut wrong = Vec::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        if PENDING.contains(&path.as_str()) {
-            continue;
-        }
         for method in METHODS.iter().filter(|m| item.get(**m).is_none()) {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = client
