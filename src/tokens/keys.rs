@@ -218,10 +218,7 @@ impl KeyRing {
 
     /// A 256-bit secret for `purpose`: every instance with the same keys derives the same one.
     pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
-        use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret_root).expect("HMAC takes any key");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
+        derive_secret(&self.secret_root, purpose)
     }
 
     /// The key that signs now: the one whose schedule started last.
@@ -343,6 +340,14 @@ fn parse_private_pem(
     jsonwebtoken::decode::<serde_json::Value>(&probe, &public.decoding, &validation)
         .map_err(|_| invalid(source_name, "signature self-check failed"))?;
     Ok((signer, public))
+}
+
+/// HMAC-SHA256(`root`, `purpose`): independent 256-bit secrets from one root.
+pub fn derive_secret(root: &[u8], purpose: &str) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(root).expect("HMAC takes any key");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 fn unix_now() -> i64 {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
 use time::OffsetDateTime;
 
 use super::keys::{self, KeyError, KeyRing, KeySettings, ScheduledKey, SigningAlg};
@@ -41,21 +40,16 @@ pub enum StoredKeyError {
     Db(#[from] DbError),
 }
 
-fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key");
-    mac.update(purpose.as_bytes());
-    mac.finalize().into_bytes().into()
-}
-
 impl KeyVault {
     pub fn new(secret: &str) -> Result<KeyVault, String> {
         if secret.chars().count() < MIN_SECRET_LEN {
             return Err(format!("must be at least {MIN_SECRET_LEN} characters (try `openssl rand -base64 32`)"));
         }
         let secret = secret.as_bytes();
-        let aead = RandomizedNonceKey::new(&AES_256_GCM, &derive(secret, "gatehouse signing-key encryption v1"))
-            .map_err(|_| "cannot build the encryption key".to_owned())?;
-        Ok(KeyVault { aead, secret_root: derive(secret, "gatehouse derived secrets v1") })
+        let aead =
+            RandomizedNonceKey::new(&AES_256_GCM, &keys::derive_secret(secret, "gatehouse signing-key encryption v1"))
+                .map_err(|_| "cannot build the encryption key".to_owned())?;
+        Ok(KeyVault { aead, secret_root: keys::derive_secret(secret, "gatehouse derived secrets v1") })
     }
 
     /// base64(nonce ‖ ciphertext ‖ tag); the kid is authenticated, so a sealed key cannot be
