@@ -623,7 +623,11 @@ fn print_audit_event(event: &crate::db::AuditRow) {
 }
 
 async fn connect(settings: &Settings) -> Result<Accounts, Failure> {
-    Ok(startup::accounts(settings).await.map_err(AccountError::from)?)
+    // An operator's command may wait for a busy database as long as it may wait to reach it;
+    // failing fast is for the server's requests.
+    let mut settings = settings.clone();
+    settings.database.acquire_timeout = settings.database.acquire_timeout.max(settings.database.connect_timeout);
+    Ok(startup::accounts(&settings).await.map_err(AccountError::from)?)
 }
 
 async fn user(accounts: &Accounts, command: UserCommand) -> Result<(), Failure> {

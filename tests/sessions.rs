@@ -302,7 +302,8 @@ async fn users_and_operators_can_list_and_end_sessions(db: TestDb) {
     };
     let out = gatehouse(&["session", "list", "leo"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&leo_sid), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(gatehouse(&["session", "revoke", &leo_sid]).status.success());
+    let out = gatehouse(&["session", "revoke", &leo_sid]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(gatehouse(&["session", "revoke", &leo_sid]).status.code(), Some(1), "already ended");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(webhook(&app, str_of(&leo, "token")).await, 401, "seen by the server within a second");
