@@ -627,7 +627,7 @@ async fn connect(settings: &Settings) -> Result<Accounts, Failure> {
     // failing fast is for the server's requests.
     let mut settings = settings.clone();
     settings.database.acquire_timeout = settings.database.acquire_timeout.max(settings.database.connect_timeout);
-    Ok(startup::accounts(&settings).await.map_err(AccountError::from)?)
+    Ok(startup::accounts(&settings).await?)
 }
 
 async fn user(accounts: &Accounts, command: UserCommand) -> Result<(), Failure> {

@@ -84,6 +84,12 @@ impl Metrics {
             "Password hashes computed (verifications, new hashes, timing-equalising fakes)",
             hashing.computed.clone(),
         );
+        registry.register(
+            "gatehouse_password_hash_refused",
+            "Requests refused a password-hashing slot: the queue was full, or the wait (foreseen or reached) passed \
+             the deadline",
+            hashing.refused.clone(),
+        );
         registry.register_with_unit(
             "gatehouse_password_hash_wait",
             "Time a hash waited for a hashing slot",

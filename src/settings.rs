@@ -55,6 +55,11 @@ pub struct GlobalArgs {
     #[arg(long, env = "GATEHOUSE_HASH_QUEUE", global = true, value_name = "N", help_heading = "Limits")]
     pub hash_queue: Option<usize>,
 
+    /// Seconds a request may wait for a hashing slot; a longer wait, foreseen or real, gets 503
+    #[arg(long, env = "GATEHOUSE_HASH_QUEUE_TIMEOUT", global = true, default_value_t = 5, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=60), help_heading = "Limits")]
+    pub hash_queue_timeout: u64,
+
     /// Failed sign-ins per account name within the window before sign-ins are refused (429)
     #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES", global = true, default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
@@ -372,6 +377,7 @@ pub struct HashingSettings {
     pub hasher: HasherConfig,
     pub max_concurrent: usize,
     pub max_waiting: usize,
+    pub max_wait: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -520,6 +526,7 @@ impl Settings {
                 max_waiting: args.hash_queue.unwrap_or(
                     args.hash_concurrency.map_or(cores, usize::from) * crate::accounts::DEFAULT_QUEUE_PER_SLOT,
                 ),
+                max_wait: Duration::from_secs(args.hash_queue_timeout),
             },
             limits: LimitSettings {
                 failures_per_account: args.login_max_failures as usize,

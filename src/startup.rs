@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::accounts::{Accounts, Hashing};
-use crate::db::{Db, DbError};
+use crate::accounts::{AccountError, Accounts, Hashing};
+use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::oidc::Applications;
@@ -27,11 +27,11 @@ use crate::tokens::stored::{self, StoredKeyError};
 use crate::tokens::{self, KeyRing, KeySettings, Tokens};
 
 /// Connects to the database and builds the account service from the settings.
-pub async fn accounts(settings: &Settings) -> Result<Accounts, DbError> {
+pub async fn accounts(settings: &Settings) -> Result<Accounts, AccountError> {
     let database = &settings.database;
     let db = Db::connect_with(&database.url, database.connect_timeout, database.acquire_timeout).await?;
-    let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent)
-        .with_queue(settings.hashing.max_waiting);
+    let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent)?
+        .with_queue(settings.hashing.max_waiting, settings.hashing.max_wait);
     Ok(Accounts::new(db, hashing, settings.password_policy.clone()).with_limits(settings.limits.clone()))
 }
 

@@ -126,7 +126,7 @@ impl TestDb {
     pub async fn accounts_with(&self, hasher: HasherConfig) -> Accounts {
         let db = self.connect().await;
         db.migrate().await.expect("migrate");
-        Accounts::new(db, Hashing::new(hasher, 2), PasswordPolicy::default())
+        Accounts::new(db, Hashing::new(hasher, 2).unwrap(), PasswordPolicy::default())
     }
 }
 
