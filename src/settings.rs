@@ -9,7 +9,7 @@ use clap::Args;
 use clap::builder::BoolishValueParser;
 use sha2::Digest;
 
-use crate::accounts::LimitSettings;
+use crate::accounts::{HashPriority, LimitSettings};
 use crate::db::{DEFAULT_DATABASE_URL, DatabaseUrl, DbError};
 use crate::django::hashers::HasherConfig;
 use crate::django::validators::{self, PasswordPolicy};
@@ -59,6 +59,11 @@ pub struct GlobalArgs {
     #[arg(long, env = "GATEHOUSE_HASH_QUEUE_TIMEOUT", global = true, default_value_t = 5, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=60), help_heading = "Limits")]
     pub hash_queue_timeout: u64,
+
+    /// CPU priority of the password-hashing threads beside the server's other work
+    #[arg(long, env = "GATEHOUSE_HASH_PRIORITY", global = true, value_enum, default_value_t = HashPriority::Low,
+          help_heading = "Limits")]
+    pub hash_priority: HashPriority,
 
     /// Failed sign-ins per account name within the window before sign-ins are refused (429)
     #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES", global = true, default_value_t = 10, value_name = "N",
@@ -378,6 +383,7 @@ pub struct HashingSettings {
     pub max_concurrent: usize,
     pub max_waiting: usize,
     pub max_wait: Duration,
+    pub priority: HashPriority,
 }
 
 #[derive(Clone, Debug)]
@@ -527,6 +533,7 @@ impl Settings {
                     args.hash_concurrency.map_or(cores, usize::from) * crate::accounts::DEFAULT_QUEUE_PER_SLOT,
                 ),
                 max_wait: Duration::from_secs(args.hash_queue_timeout),
+                priority: args.hash_priority,
             },
             limits: LimitSettings {
                 failures_per_account: args.login_max_failures as usize,

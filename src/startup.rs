@@ -30,8 +30,9 @@ use crate::tokens::{self, KeyRing, KeySettings, Tokens};
 pub async fn accounts(settings: &Settings) -> Result<Accounts, AccountError> {
     let database = &settings.database;
     let db = Db::connect_with(&database.url, database.connect_timeout, database.acquire_timeout).await?;
-    let hashing = Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent)?
-        .with_queue(settings.hashing.max_waiting, settings.hashing.max_wait);
+    let hashing =
+        Hashing::new(settings.hashing.hasher.clone(), settings.hashing.max_concurrent, settings.hashing.priority)?
+            .with_queue(settings.hashing.max_waiting, settings.hashing.max_wait);
     Ok(Accounts::new(db, hashing, settings.password_policy.clone()).with_limits(settings.limits.clone()))
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::django::hashers::{self, HashError, HasherConfig, Verification};
 
@@ -103,13 +103,26 @@ pub const DEFAULT_QUEUE_PER_SLOT: usize = 16;
 /// How long a request may wait for a hashing slot, by default.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How much lower than the server's the hashing threads' CPU priority is (in nice steps).
-const HASHING_NICENESS: i32 = 10;
+/// How many nice steps below the server's the hashing threads run with [`HashPriority::Low`].
+const LOW_PRIORITY_NICENESS: i32 = 10;
+
+/// The CPU priority of the hashing threads, beside the server's other threads.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashPriority {
+    /// The same as the rest of the server.
+    Normal,
+    /// Ten nice steps lower: the webhook and token endpoints get most of a busy core.
+    #[default]
+    Low,
+    /// Linux's `SCHED_IDLE`: hashing runs on what the server's other threads (and anything
+    /// else in its cgroup) leave, and gives the core up at once when a request wakes.
+    Idle,
+}
 
 impl Hashing {
-    /// Starts `max_concurrent` hashing threads (at least one); they stop when the last clone of
-    /// this handle is dropped.
-    pub fn new(config: HasherConfig, max_concurrent: usize) -> Result<Self, HashingError> {
+    /// Starts `max_concurrent` hashing threads (at least one) at `priority`; they stop when the
+    /// last clone of this handle is dropped.
+    pub fn new(config: HasherConfig, max_concurrent: usize, priority: HashPriority) -> Result<Self, HashingError> {
         let slots = max_concurrent.max(1);
         Ok(Hashing {
             config: Arc::new(config),
@@ -117,7 +130,7 @@ impl Hashing {
             slots,
             max_waiting: slots * DEFAULT_QUEUE_PER_SLOT,
             max_wait: DEFAULT_QUEUE_TIMEOUT,
-            workers: Workers::start(slots).map_err(HashingError::Threads)?,
+            workers: Workers::start(slots, priority).map_err(HashingError::Threads)?,
             mean_micros: Arc::new(AtomicU64::new(0)),
             metrics: HashingMetrics::default(),
         })
@@ -156,7 +169,7 @@ impl Hashing {
         mean.saturating_mul(u32::try_from(ahead + 1).unwrap_or(u32::MAX)) / u32::try_from(self.slots).unwrap_or(1)
     }
 
-    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HashingError> {
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, HashingError> {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             return Ok(permit);
         }
@@ -177,19 +190,63 @@ impl Hashing {
         }
     }
 
+    /// Takes a hashing slot, waiting within the queue's bounds. Taking it before reading the
+    /// stored hash means a login refused for want of capacity costs no database query.
+    pub async fn reserve(&self) -> Result<HashSlot<'_>, HashingError> {
+        let asked = Instant::now();
+        let permit = self.slot().await?;
+        self.metrics.wait_seconds.observe(asked.elapsed().as_secs_f64());
+        Ok(HashSlot { hashing: self, permit })
+    }
+
+    /// [`HashSlot::verify`] in a slot of its own.
+    pub async fn verify(
+        &self,
+        password: &Password,
+        encoded: &str,
+    ) -> Result<Result<(Verification, Option<String>), HashError>, HashingError> {
+        self.reserve().await?.verify(password, encoded).await
+    }
+
+    /// [`HashSlot::make`] in a slot of its own.
+    pub async fn make(&self, password: &Password) -> Result<String, HashingError> {
+        self.reserve().await?.make(password).await
+    }
+
+    /// [`HashSlot::fake`] in a slot of its own.
+    pub async fn fake(&self) -> Result<(), HashingError> {
+        self.reserve().await?.fake().await
+    }
+
+    #[cfg(test)]
     async fn run<T, F>(&self, job: F) -> Result<T, HashingError>
     where
         T: Send + 'static,
         F: FnOnce(&HasherConfig) -> T + Send + 'static,
     {
-        let asked = Instant::now();
-        let permit = self.slot().await?;
-        self.metrics.wait_seconds.observe(asked.elapsed().as_secs_f64());
-        let config = Arc::clone(&self.config);
-        let metrics = self.metrics.clone();
-        let mean_micros = Arc::clone(&self.mean_micros);
+        self.reserve().await?.run(job).await
+    }
+}
+
+/// One hashing slot, held until its hash is done (or it is dropped unused).
+#[derive(Debug)]
+pub struct HashSlot<'a> {
+    hashing: &'a Hashing,
+    permit: OwnedSemaphorePermit,
+}
+
+impl HashSlot<'_> {
+    async fn run<T, F>(self, job: F) -> Result<T, HashingError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&HasherConfig) -> T + Send + 'static,
+    {
+        let HashSlot { hashing, permit } = self;
+        let config = Arc::clone(&hashing.config);
+        let metrics = hashing.metrics.clone();
+        let mean_micros = Arc::clone(&hashing.mean_micros);
         let (answer, answered) = oneshot::channel();
-        self.workers.submit(Box::new(move || {
+        hashing.workers.submit(Box::new(move || {
             let (running, _) = Held::take(&metrics.in_progress);
             let started = Instant::now();
             let result = job(&config);
@@ -208,7 +265,7 @@ impl Hashing {
     /// slot. Waiting for a second slot would queue a login that already passed behind the
     /// whole queue again, and refuse it with [`HashingError::Busy`] when that queue is full.
     pub async fn verify(
-        &self,
+        self,
         password: &Password,
         encoded: &str,
     ) -> Result<Result<(Verification, Option<String>), HashError>, HashingError> {
@@ -223,14 +280,14 @@ impl Hashing {
     }
 
     /// A new hash with the default hasher, as Django's `make_password` writes it.
-    pub async fn make(&self, password: &Password) -> Result<String, HashingError> {
+    pub async fn make(self, password: &Password) -> Result<String, HashingError> {
         let password = password.clone();
         self.run(move |config| hashers::make_password(password.expose(), config)).await
     }
 
     /// One default-hasher hash of a random password, so that a login for an unknown user takes
     /// as long as one for a real user (Django ticket #20760).
-    pub async fn fake(&self) -> Result<(), HashingError> {
+    pub async fn fake(self) -> Result<(), HashingError> {
         self.run(hashers::fake_runtime).await
     }
 }
@@ -254,13 +311,13 @@ struct Workers {
 }
 
 impl Workers {
-    fn start(count: usize) -> std::io::Result<Workers> {
+    fn start(count: usize, priority: HashPriority) -> std::io::Result<Workers> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..count {
             let queue = Arc::clone(&queue);
             std::thread::Builder::new().name(format!("gatehouse-hash-{n}")).spawn(move || {
-                lower_priority();
+                lower_priority(priority);
                 loop {
                     // The lock is held only while waiting for the next job, never while hashing.
                     let next = match queue.lock() {
@@ -284,18 +341,35 @@ impl Workers {
     }
 }
 
-/// Lowers the calling thread's CPU priority by [`HASHING_NICENESS`] (Linux: the nice value is
-/// per thread). Raising it back would need privileges, hence threads of their own. Best effort.
-fn lower_priority() {
+/// Lowers the calling thread's CPU priority (Linux: both the nice value and the policy are per
+/// thread). Raising it back would need privileges, hence threads of their own. Best effort.
+fn lower_priority(priority: HashPriority) {
     #[cfg(target_os = "linux")]
     {
-        use rustix::process::{getpriority_process, setpriority_process};
-        let me = Some(rustix::thread::gettid());
-        let now = getpriority_process(me).unwrap_or(0);
-        if let Err(error) = setpriority_process(me, (now + HASHING_NICENESS).min(19)) {
-            tracing::debug!(%error, "could not lower the hashing thread's priority");
+        let lowered = match priority {
+            HashPriority::Normal => Ok(()),
+            HashPriority::Low => {
+                use rustix::process::{getpriority_process, setpriority_process};
+                let me = Some(rustix::thread::gettid());
+                let now = getpriority_process(me).unwrap_or(0);
+                setpriority_process(me, (now + LOW_PRIORITY_NICENESS).min(19)).map_err(std::io::Error::from)
+            }
+            HashPriority::Idle => {
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: a system call on the calling thread (pid 0) with a valid parameter block;
+                // any thread may lower itself to SCHED_IDLE without privileges.
+                match unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            }
+        };
+        if let Err(error) = lowered {
+            tracing::warn!(%error, ?priority, "could not lower the hashing threads' CPU priority");
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = priority;
 }
 
 #[cfg(test)]
@@ -305,7 +379,7 @@ mod tests {
     use super::*;
 
     fn hashing(slots: usize) -> Hashing {
-        Hashing::new(HasherConfig { pbkdf2_iterations: 1_000 }, slots).unwrap()
+        Hashing::new(HasherConfig { pbkdf2_iterations: 1_000 }, slots, HashPriority::default()).unwrap()
     }
 
     #[tokio::test]
@@ -388,10 +462,22 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn hashes_run_at_a_lower_priority_than_the_server() {
-        let hashing = hashing(1);
-        let server = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        let hasher = hashing.run(|_| rustix::process::getpriority_process(Some(rustix::thread::gettid()))).await;
-        assert_eq!(hasher.unwrap().unwrap(), (server + HASHING_NICENESS).min(19));
+    async fn hashes_run_at_the_priority_asked_for() {
+        fn nice() -> i32 {
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        }
+        fn policy() -> i32 {
+            // SAFETY: reads the calling thread's scheduling policy.
+            unsafe { libc::sched_getscheduler(0) }
+        }
+        let (server_nice, server_policy) = (nice(), policy());
+        for (priority, expected) in [
+            (HashPriority::Normal, (server_nice, server_policy)),
+            (HashPriority::Low, ((server_nice + LOW_PRIORITY_NICENESS).min(19), server_policy)),
+            (HashPriority::Idle, (server_nice, libc::SCHED_IDLE)),
+        ] {
+            let hashing = Hashing::new(HasherConfig { pbkdf2_iterations: 1_000 }, 1, priority).unwrap();
+            assert_eq!(hashing.run(|_| (nice(), policy())).await.unwrap(), expected, "{priority:?}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::db::{AuditEvent, Db, DbError, DjangoTime, GroupSummary, NewUserRow, U
 use crate::django::hashers;
 use crate::django::validators::{PasswordPolicy, PasswordViolation, UserAttributes, Username};
 
-pub use self::hashing::{DEFAULT_QUEUE_PER_SLOT, Hashing, HashingError, HashingMetrics};
+pub use self::hashing::{DEFAULT_QUEUE_PER_SLOT, HashPriority, HashSlot, Hashing, HashingError, HashingMetrics};
 pub use self::limits::{LimitSettings, Limits, RetryAfter};
 pub use self::password::Password;
 
@@ -204,22 +204,25 @@ impl Accounts {
     ///
     /// `Ok(None)` is the one answer for every way a login can fail.
     pub async fn authenticate(&self, username: &str, password: &Password) -> Result<Option<UserRow>, AccountError> {
+        // The slot first: a login refused for want of hashing capacity costs no query, and the
+        // refusal cannot depend on whether the account exists.
+        let slot = self.hashing.reserve().await?;
         // No username with a NUL can exist, and PostgreSQL refuses to even compare one.
         let lookup = if username.contains('\0') { Ok(None) } else { self.db.user_by_username(username).await };
         let user = match lookup {
             Ok(Some(user)) => user,
             Ok(None) => {
-                self.hashing.fake().await?;
+                slot.fake().await?;
                 return Ok(None);
             }
             Err(DbError::Sql(err @ (sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)))) => {
                 tracing::warn!(error = %err, "an auth_user row cannot be read; that user cannot log in");
-                self.hashing.fake().await?;
+                slot.fake().await?;
                 return Ok(None);
             }
             Err(err) => return Err(err.into()),
         };
-        let (verification, upgraded) = match self.hashing.verify(password, &user.password).await? {
+        let (verification, upgraded) = match slot.verify(password, &user.password).await? {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!(user_id = user.id, error = %err, "stored password hash cannot be used");

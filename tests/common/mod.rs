@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gatehouse::accounts::{Accounts, Hashing};
+use gatehouse::accounts::{Accounts, HashPriority, Hashing};
 use gatehouse::db::{DatabaseUrl, Db};
 use gatehouse::django::hashers::HasherConfig;
 use gatehouse::django::validators::PasswordPolicy;
@@ -126,7 +126,7 @@ impl TestDb {
     pub async fn accounts_with(&self, hasher: HasherConfig) -> Accounts {
         let db = self.connect().await;
         db.migrate().await.expect("migrate");
-        Accounts::new(db, Hashing::new(hasher, 2).unwrap(), PasswordPolicy::default())
+        Accounts::new(db, Hashing::new(hasher, 2, HashPriority::default()).unwrap(), PasswordPolicy::default())
     }
 }
 
