@@ -169,13 +169,28 @@ impl Hashing {
         mean.saturating_mul(u32::try_from(ahead + 1).unwrap_or(u32::MAX)) / u32::try_from(self.slots).unwrap_or(1)
     }
 
+    /// Whether a request with `ahead` requests queued before it (and no free slot) is refused.
+    fn refuses(&self, ahead: usize) -> bool {
+        ahead >= self.max_waiting || self.expected_wait(ahead) > self.max_wait
+    }
+
+    /// Refuses at once a request that [`Hashing::reserve`] would refuse now, without queueing
+    /// it: a caller can skip work, such as a database query, that a refusal would waste. Holds
+    /// nothing, so that work does not keep a slot from the requests behind it.
+    pub fn check_capacity(&self) -> Result<(), HashingError> {
+        if self.permits.available_permits() == 0 && self.refuses(self.waiting()) {
+            self.metrics.refused.inc();
+            return Err(HashingError::Busy);
+        }
+        Ok(())
+    }
+
     async fn slot(&self) -> Result<OwnedSemaphorePermit, HashingError> {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             return Ok(permit);
         }
         let (waiting, before) = Held::take(&self.metrics.waiting);
-        let ahead = usize::try_from(before).unwrap_or(0);
-        if ahead >= self.max_waiting || self.expected_wait(ahead) > self.max_wait {
+        if self.refuses(usize::try_from(before).unwrap_or(0)) {
             self.metrics.refused.inc();
             return Err(HashingError::Busy);
         }
@@ -190,8 +205,7 @@ impl Hashing {
         }
     }
 
-    /// Takes a hashing slot, waiting within the queue's bounds. Taking it before reading the
-    /// stored hash means a login refused for want of capacity costs no database query.
+    /// Takes a hashing slot, waiting within the queue's bounds.
     pub async fn reserve(&self) -> Result<HashSlot<'_>, HashingError> {
         let asked = Instant::now();
         let permit = self.slot().await?;
@@ -430,6 +444,21 @@ mod tests {
         for request in queued {
             request.await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn capacity_is_checked_without_taking_a_place() {
+        let hashing = hashing(1).with_queue(1, Duration::from_secs(60));
+        hashing.check_capacity().unwrap();
+        let slot = Arc::clone(&hashing.permits).try_acquire_owned().unwrap();
+        hashing.check_capacity().expect("no slot is free, but the queue has room");
+        assert_eq!(hashing.waiting(), 0, "a check queues nothing");
+        let mut queued = std::pin::pin!(hashing.fake());
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut queued).await.is_err());
+        assert!(matches!(hashing.check_capacity(), Err(HashingError::Busy)), "the queue of one is full");
+        assert_eq!(hashing.metrics().refused.get(), 1);
+        drop(slot);
+        queued.await.unwrap();
     }
 
     #[tokio::test]

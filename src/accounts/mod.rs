@@ -204,11 +204,13 @@ impl Accounts {
     ///
     /// `Ok(None)` is the one answer for every way a login can fail.
     pub async fn authenticate(&self, username: &str, password: &Password) -> Result<Option<UserRow>, AccountError> {
-        // The slot first: a login refused for want of hashing capacity costs no query, and the
-        // refusal cannot depend on whether the account exists.
-        let slot = self.hashing.reserve().await?;
+        // A login the hashing queue would refuse costs no query, and its refusal cannot depend on
+        // whether the account exists. The slot itself is taken after the query: held across it,
+        // it would keep the requests behind waiting on a slow or unreachable database.
+        self.hashing.check_capacity()?;
         // No username with a NUL can exist, and PostgreSQL refuses to even compare one.
         let lookup = if username.contains('\0') { Ok(None) } else { self.db.user_by_username(username).await };
+        let slot = self.hashing.reserve().await?;
         let user = match lookup {
             Ok(Some(user)) => user,
             Ok(None) => {
