@@ -210,19 +210,18 @@ impl Accounts {
         self.hashing.check_capacity()?;
         // No username with a NUL can exist, and PostgreSQL refuses to even compare one.
         let lookup = if username.contains('\0') { Ok(None) } else { self.db.user_by_username(username).await };
-        let slot = self.hashing.reserve().await?;
         let user = match lookup {
-            Ok(Some(user)) => user,
-            Ok(None) => {
-                slot.fake().await?;
-                return Ok(None);
-            }
+            Ok(user) => user,
             Err(DbError::Sql(err @ (sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)))) => {
                 tracing::warn!(error = %err, "an auth_user row cannot be read; that user cannot log in");
-                slot.fake().await?;
-                return Ok(None);
+                None
             }
             Err(err) => return Err(err.into()),
+        };
+        let slot = self.hashing.reserve().await?;
+        let Some(user) = user else {
+            slot.fake().await?;
+            return Ok(None);
         };
         let (verification, upgraded) = match slot.verify(password, &user.password).await? {
             Ok(outcome) => outcome,
