@@ -213,22 +213,13 @@ impl Hashing {
         Ok(HashSlot { hashing: self, permit })
     }
 
-    /// [`HashSlot::verify`] in a slot of its own.
-    pub async fn verify(
-        &self,
-        password: &Password,
-        encoded: &str,
-    ) -> Result<Result<(Verification, Option<String>), HashError>, HashingError> {
-        self.reserve().await?.verify(password, encoded).await
-    }
-
     /// [`HashSlot::make`] in a slot of its own.
     pub async fn make(&self, password: &Password) -> Result<String, HashingError> {
         self.reserve().await?.make(password).await
     }
 
-    /// [`HashSlot::fake`] in a slot of its own.
-    pub async fn fake(&self) -> Result<(), HashingError> {
+    #[cfg(test)]
+    async fn fake(&self) -> Result<(), HashingError> {
         self.reserve().await?.fake().await
     }
 
